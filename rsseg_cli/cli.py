@@ -1,0 +1,201 @@
+"""The `rsseg` command line: parse, build a configuration, call one function per command."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from rsseg_cli import __version__
+from rsseg_cli.errors import Interrupted, UserError
+from rsseg_cli.progress import console, setup_logging
+
+log = logging.getLogger("rsseg")
+
+app = typer.Typer(
+    name="rsseg",
+    help="Semi-supervised semantic segmentation of GeoTIFF scenes with vision foundation models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key, e.g. --set tile.chip_size=256 (repeatable)."),
+]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed (splits, sampling).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"rsseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    setup_logging(verbose)
+
+
+def _cli_overrides(**flags: Any) -> dict[str, Any]:
+    """Nested config dict from dotted flag names, leaving out flags the user did not give."""
+    tree: dict[str, Any] = {}
+    for dotted, value in flags.items():
+        if value is None:
+            continue
+        node = tree
+        *parents, leaf = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return tree
+
+
+def _parse_bands(text: str | None) -> list[int | str] | None:
+    if text is None:
+        return None
+    return [int(b) if b.strip().isdigit() else b.strip() for b in text.split(",") if b.strip()]
+
+
+@app.command()
+def tile(
+    scenes: Annotated[list[Path], typer.Argument(help="Scene rasters (GeoTIFF or any GDAL raster).")],
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--labels", "-l", help="Labels for the scenes, in order: a class raster or vector file."
+        ),
+    ] = None,
+    unlabeled: Annotated[
+        list[Path] | None, typer.Option("--unlabeled", help="Scenes without labels (unlabeled chips).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write.")] = Path("data"),
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    chip_size: Annotated[int | None, typer.Option(help="Chip side in pixels.")] = None,
+    stride: Annotated[
+        int | None, typer.Option(help="Step between chips (default chip size - overlap).")
+    ] = None,
+    overlap: Annotated[int | None, typer.Option(help="Overlap between neighbouring chips in pixels.")] = None,
+    edge: Annotated[str | None, typer.Option(help="Edge policy: pad, snap or drop.")] = None,
+    bands: Annotated[
+        str | None, typer.Option(help="Bands in model order: '4,3,2' or 'red,green,blue'.")
+    ] = None,
+    max_nodata: Annotated[
+        float | None, typer.Option(help="Skip chips with more invalid pixels (0-1).")
+    ] = None,
+    label_field: Annotated[str | None, typer.Option(help="Vector labels: the class field.")] = None,
+    all_touched: Annotated[bool | None, typer.Option(help="Vector labels: burn all touched pixels.")] = None,
+    reproject_labels: Annotated[
+        bool | None, typer.Option(help="Resample labels on another grid (nearest) instead of refusing.")
+    ] = None,
+    pixel_space: Annotated[
+        bool | None, typer.Option(help="Accept scenes without a CRS (pixel coordinates).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Reader/writer threads.")] = None,
+    seed: SeedOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset in --out.")] = False,
+) -> None:
+    """Cut scenes into georeferenced training chips with a manifest, band statistics and a leak-free split."""
+    from rsseg_cli.config import load_config
+    from rsseg_cli.data.tiling import tile_scenes
+    from rsseg_cli.report import print_tile_summary
+
+    cfg = load_config(
+        config,
+        set_,
+        _cli_overrides(
+            seed=seed,
+            tile__chip_size=chip_size,
+            tile__stride=stride,
+            tile__overlap=overlap,
+            tile__edge=edge,
+            tile__bands=_parse_bands(bands),
+            tile__max_nodata=max_nodata,
+            tile__workers=workers,
+            tile__pixel_space=pixel_space,
+            tile__labels__field=label_field,
+            tile__labels__all_touched=all_touched,
+            tile__labels__reproject=reproject_labels,
+        ),
+    )
+    result = tile_scenes(scenes, labels or [], out, cfg, unlabeled=unlabeled or [], overwrite=overwrite)
+    print_tile_summary(result)
+
+
+@app.command()
+def sample(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for scene.tif and scene_labels.tif.")] = Path(
+        "sample"
+    ),
+    size: Annotated[str, typer.Option(help="Scene size: '4096' or 'HEIGHTxWIDTH'.")] = "4096",
+    bands: Annotated[int, typer.Option(help="Number of bands (3: RGB, 4: +NIR, 6: +SWIR).")] = 4,
+    dtype: Annotated[str, typer.Option(help="uint8, uint16, int16 or float32.")] = "uint16",
+    crs: Annotated[
+        str, typer.Option(help="Any CRS GDAL understands: EPSG code, WKT or PROJ string.")
+    ] = "EPSG:32633",
+    resolution: Annotated[float | None, typer.Option(help="Pixel size in CRS units.")] = None,
+    nodata: Annotated[float | None, typer.Option(help="Nodata value (default depends on dtype).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same scene.")] = 0,
+    name: Annotated[str, typer.Option(help="File name stem.")] = "scene",
+) -> None:
+    """Generate a deterministic synthetic scene with its label raster (7 land-cover classes)."""
+    from rsseg_cli.sample_cmd import run_sample
+
+    run_sample(out_dir, size, bands, dtype, crs, resolution, nodata, seed, name)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")] = Path(
+        "demo"
+    ),
+    size: Annotated[int, typer.Option(help="Side of the generated sample scene in pixels.")] = 2048,
+    overwrite: Annotated[bool, typer.Option(help="Replace a previous demo in --out.")] = False,
+) -> None:
+    """Run the main job end to end on a generated sample scene."""
+    from rsseg_cli.demo import run_demo
+
+    run_demo(out, size, overwrite)
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Interrupted(f"terminated by signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors exit 2 with one paragraph, interruptions 130, internal errors 1."""
+    setup_logging()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort, Interrupted):
+        console.print("[yellow]Interrupted[/]: nothing half-written was left behind.")
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()
+        console.print(
+            "[bold red]Internal error[/] (a bug in rsseg): please report it with the traceback above."
+        )
+        sys.exit(1)

@@ -1,0 +1,267 @@
+"""Configuration: a validated schema with defaults, YAML files and `--set key.sub=value` overrides.
+
+Layering, lowest to highest: schema defaults < `--config FILE.yaml` < `--set` < explicit CLI flags.
+Every output folder gets the resolved configuration beside it (config.yaml), so a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rsseg_cli.errors import UserError
+
+HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+IGNORE_INDEX = 255
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ClassSpec(Strict):
+    """One row of the class table."""
+
+    id: int = Field(ge=0, le=254, description="training index, contiguous from 0")
+    name: str = Field(min_length=1)
+    color: str | None = Field(default=None, description="#RRGGBB; a palette colour when omitted")
+    value: int | str | None = Field(
+        default=None,
+        description="label raster value or vector class-field value for this class (default: the id)",
+    )
+    concepts: list[str] = Field(default_factory=list, description="synonyms for text-guided methods")
+
+    @field_validator("color")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        if v is not None and not HEX_COLOR.match(v):
+            raise ValueError(f"colour {v!r} must look like #1f77b4")
+        return v
+
+
+class LabelsConfig(Strict):
+    field: str | None = Field(default=None, description="vector labels: the attribute holding the class")
+    all_touched: bool = Field(default=False, description="vector labels: burn every pixel a polygon touches")
+    burn_order: Literal["file", "largest-first"] = Field(
+        default="largest-first", description="largest-first: small polygons are drawn over large ones"
+    )
+    ignore_buffer: float = Field(
+        default=0.0, ge=0, description="vector labels: pixels within this many pixels of an edge are ignored"
+    )
+    background: int | None = Field(
+        default=None, description="vector labels: class id for pixels no polygon covers (default: ignore)"
+    )
+    ignore_values: list[int | str] = Field(
+        default_factory=list, description="label values that mean 'unlabeled' and become the ignore index"
+    )
+    reproject: bool = Field(
+        default=False, description="raster labels on another grid are resampled (nearest) instead of refused"
+    )
+
+
+class SplitConfig(Strict):
+    method: Literal["blocks", "scene", "aoi"] = "blocks"
+    fractions: dict[Literal["train", "val", "test"], float] = Field(
+        default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1}
+    )
+    block_size: int = Field(default=4, ge=1, description="spatial block side, in chips")
+    gap: float = Field(
+        default=0.0,
+        ge=0,
+        description="minimum distance in pixels between chips of different splits; 0 still forbids touching",
+    )
+    scenes: dict[str, Literal["train", "val", "test"]] = Field(
+        default_factory=dict, description="method 'scene': scene name -> split (others are assigned)"
+    )
+    aoi: Path | None = Field(default=None, description="method 'aoi': vector file with a 'split' attribute")
+    stratify: bool = True
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(f < 0 for f in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must be >= 0 and add up to 1, got {v}")
+        if v.get("train", 0) <= 0:
+            raise ValueError("the train fraction must be > 0")
+        return v
+
+
+class TileConfig(Strict):
+    chip_size: int = Field(default=512, ge=16, le=8192)
+    stride: int | None = Field(default=None, ge=1, description="default: chip_size - overlap")
+    overlap: int = Field(default=0, ge=0)
+    edge: Literal["pad", "snap", "drop"] = Field(
+        default="pad",
+        description="windows past the scene edge: pad (padding marked invalid), snap back inside, or drop",
+    )
+    bands: list[int | str] | None = Field(
+        default=None, description="1-based band indices or band descriptions, in model order; default all"
+    )
+    max_nodata: float = Field(default=0.5, ge=0, le=1, description="skip chips with more invalid pixels")
+    pixel_space: bool = Field(default=False, description="accept scenes without a CRS (pixel coordinates)")
+    compress: Literal["deflate", "zstd", "lzw", "none"] = "deflate"
+    workers: int = Field(default=2, ge=1, le=64, description="threads reading and writing chips")
+    labels: LabelsConfig = Field(default_factory=LabelsConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+
+    @model_validator(mode="after")
+    def _stride(self) -> TileConfig:
+        if self.overlap >= self.chip_size:
+            raise ValueError(f"overlap {self.overlap} must be smaller than chip_size {self.chip_size}")
+        return self
+
+    @property
+    def effective_stride(self) -> int:
+        return self.stride if self.stride is not None else self.chip_size - self.overlap
+
+
+class Config(Strict):
+    seed: int = 0
+    classes: list[ClassSpec] | None = Field(
+        default=None, description="class table; inferred from the label values when omitted"
+    )
+    tile: TileConfig = Field(default_factory=TileConfig)
+
+    @field_validator("classes")
+    @classmethod
+    def _class_table(cls, v: list[ClassSpec] | None) -> list[ClassSpec] | None:
+        if v is None:
+            return v
+        ids = sorted(c.id for c in v)
+        if ids != list(range(len(v))):
+            raise ValueError(f"class ids must be 0..{len(v) - 1} without gaps or repeats, got {ids}")
+        names = [c.name for c in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"class names must be unique, got {names}")
+        return sorted(v, key=lambda c: c.id)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and overriding
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """Turn ['tile.chip_size=256', 'tile.bands=[4,3,2]'] into a nested dict; values are parsed as YAML."""
+    tree: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise UserError(
+                f"--set {item!r} is not of the form key.sub=value, for example --set tile.chip_size=256."
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise UserError(f"--set {item!r}: the value is not valid YAML ({exc}).") from None
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {item!r} conflicts with another --set for {part!r}.")
+        node[parts[-1]] = value
+    return tree
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise UserError(f"Config file {path} does not exist. Pass an existing YAML file with --config.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"Config file {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(
+            f"Config file {path} must hold a mapping of keys (for example 'tile:'), not a list or value."
+        )
+    return data
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The schema model that owns the key at `loc` (to list the allowed keys in error messages)."""
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        model = _find_model(annotation)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _find_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _find_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def describe_validation_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(loc)
+            allowed = ", ".join(owner.model_fields) if owner else "see configs/default.yaml"
+            lines.append(f"unknown key '{key}'; allowed here: {allowed}")
+        else:
+            got = err.get("input")
+            got_txt = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
+            lines.append(f"'{key}': {err['msg']}{got_txt}")
+    return (
+        f"Invalid configuration ({source}): " + "; ".join(lines) + ". See configs/default.yaml for every key."
+    )
+
+
+def load_config(
+    config_file: Path | None = None,
+    overrides: list[str] | None = None,
+    cli: dict[str, Any] | None = None,
+) -> Config:
+    """Resolve defaults < file < --set < CLI flags into a validated Config."""
+    data: dict[str, Any] = {}
+    sources = []
+    if config_file is not None:
+        data = read_yaml(Path(config_file))
+        sources.append(str(config_file))
+    if overrides:
+        data = deep_merge(data, parse_set(overrides))
+        sources.append("--set")
+    if cli:
+        data = deep_merge(data, cli)
+        sources.append("command-line flags")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(describe_validation_error(exc, ", ".join(sources) or "defaults")) from None
+
+
+def config_to_yaml(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,327 @@
+"""Label sources for a scene: a class raster on the scene's grid, or vector polygons rasterized per window.
+
+Both give, for a grid window, a uint8 array of class ids with 255 where a pixel is unlabeled or ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from rsseg_cli.config import IGNORE_INDEX, ClassSpec, LabelsConfig
+from rsseg_cli.data.classes import CLASS_TAG, ClassTable, ValueMap, rgb_to_hex
+from rsseg_cli.errors import UserError
+from rsseg_cli.geo.grid import GridWindow
+from rsseg_cli.geo.raster import SceneInfo, open_raster, same_grid
+
+log = logging.getLogger("rsseg")
+
+VECTOR_SUFFIXES = {".gpkg", ".geojson", ".json", ".shp", ".fgb", ".parquet", ".gml", ".kml", ".sqlite"}
+
+
+class LabelReader(Protocol):
+    def read(self, gw: GridWindow) -> np.ndarray: ...
+    def close(self) -> None: ...
+
+
+class LabelSource(Protocol):
+    path: Path
+    kind: str
+
+    def value_counts(self) -> Counter: ...
+    def inferred_classes(self, counts: Counter) -> list[ClassSpec]: ...
+    def prepare(self, table: ClassTable, cfg: LabelsConfig) -> None: ...
+    def reader(self) -> LabelReader: ...
+
+
+def label_source(path: Path, scene: SceneInfo, cfg: LabelsConfig) -> LabelSource:
+    path = Path(path)
+    if path.suffix.lower() in VECTOR_SUFFIXES:
+        return VectorLabels(path, scene, cfg)
+    return RasterLabels(path, scene, cfg)
+
+
+# --------------------------------------------------------------------------------------------------
+# Raster labels
+
+
+class RasterLabels:
+    kind = "raster"
+
+    def __init__(self, path: Path, scene: SceneInfo, cfg: LabelsConfig):
+        self.path = path
+        self.scene = scene
+        self.cfg = cfg
+        with open_raster(path, "label raster") as src:
+            if src.count != 1:
+                raise UserError(
+                    f"The label raster {path} has {src.count} bands; it must have one band of class values."
+                )
+            if np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
+                raise UserError(
+                    f"The label raster {path} holds {src.dtypes[0]} values; class labels must be integers. "
+                    "Convert it, e.g. gdal_translate -ot Byte."
+                )
+            crs = src.crs if src.crs is not None and scene.crs is not None else None
+            self.reproject = not same_grid(scene, crs, src.transform, (src.height, src.width))
+            if self.reproject and not cfg.reproject:
+                raise UserError(
+                    f"The label raster {path} is not on the grid of the scene {scene.path}: "
+                    f"labels {src.width}x{src.height} px, CRS {_crs_name(src.crs)}, pixel {_res(src.transform)} "
+                    f"at ({src.transform.c:g}, {src.transform.f:g}); scene {scene.width}x{scene.height} px, "
+                    f"CRS {_crs_name(scene.crs)}, pixel {_res(scene.transform)} at "
+                    f"({scene.transform.c:g}, {scene.transform.f:g}). Resample the labels onto the scene grid, "
+                    "or let rsseg do it (nearest neighbour) with --set tile.labels.reproject=true."
+                )
+            if self.reproject and (src.crs is None or scene.crs is None):
+                raise UserError(
+                    f"The label raster {path} is on another grid than {scene.path} and one of them has no CRS, "
+                    "so it cannot be reprojected. Give both the same grid."
+                )
+            self.nodata = src.nodata
+            self.tags = src.tags()
+            try:
+                self.colormap = src.colormap(1)
+            except ValueError:
+                self.colormap = {}
+        self.value_map: ValueMap | None = None
+
+    def value_counts(self) -> Counter:
+        """Pixel count per label value over the whole raster, read in strips (never whole)."""
+        counts: Counter = Counter()
+        with rasterio.open(self.path) as src:
+            strip = max(1, (64 << 20) // max(1, src.width * np.dtype(src.dtypes[0]).itemsize))
+            for row in range(0, src.height, strip):
+                win = Window(0, row, src.width, min(strip, src.height - row))
+                values = src.read(1, window=win)
+                valid = src.read_masks(1, window=win) > 0
+                vals, n = np.unique(values[valid], return_counts=True)
+                counts.update(dict(zip(vals.tolist(), n.tolist())))
+        return counts
+
+    def inferred_classes(self, counts: Counter) -> list[ClassSpec]:
+        ignore = {int(v) for v in self.cfg.ignore_values}
+        values = sorted(v for v in counts if v not in ignore)
+        named = _classes_from_tag(self.tags.get(CLASS_TAG))
+        specs = []
+        for i, v in enumerate(values):
+            name = named.get(v, {}).get("name") or f"class_{v}"
+            color = named.get(v, {}).get("color")
+            if color is None and v in self.colormap:
+                color = rgb_to_hex(self.colormap[v])
+            specs.append(ClassSpec(id=i, name=name, color=color, value=v if v != i else None))
+        return specs
+
+    def prepare(self, table: ClassTable, cfg: LabelsConfig) -> None:
+        self.value_map = table.lookup(cfg.ignore_values)
+
+    def reader(self) -> _RasterLabelReader:
+        assert self.value_map is not None, "prepare() first"
+        return _RasterLabelReader(self)
+
+
+class _RasterLabelReader:
+    def __init__(self, source: RasterLabels):
+        self.source = source
+        self.src = rasterio.open(source.path)
+        self.ds = self.src
+        if source.reproject:
+            scene = source.scene
+            self.ds = WarpedVRT(
+                self.src,
+                crs=scene.crs,
+                transform=scene.transform,
+                width=scene.width,
+                height=scene.height,
+                resampling=Resampling.nearest,
+            )
+
+    def read(self, gw: GridWindow) -> np.ndarray:
+        scene = self.source.scene
+        out = np.full((gw.height, gw.width), IGNORE_INDEX, dtype=np.uint8)
+        inner = gw.inner(scene.height, scene.width)
+        if inner.width <= 0 or inner.height <= 0:
+            return out
+        values = self.ds.read(1, window=inner)
+        valid = self.ds.read_masks(1, window=inner) > 0
+        assert self.source.value_map is not None
+        ids = self.source.value_map(values)
+        ids[~valid] = IGNORE_INDEX
+        out[: inner.height, : inner.width] = ids
+        return out
+
+    def close(self) -> None:
+        if self.ds is not self.src:
+            self.ds.close()
+        self.src.close()
+
+
+def _crs_name(crs) -> str:
+    if crs is None:
+        return "none"
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else (crs.to_string()[:60] or "custom")
+
+
+def _res(t) -> str:
+    return f"{abs(t.a):g}x{abs(t.e):g}"
+
+
+def _classes_from_tag(tag: str | None) -> dict[int, dict]:
+    if not tag:
+        return {}
+    try:
+        return {int(c.get("value", c["id"])): c for c in json.loads(tag)}
+    except (ValueError, KeyError, TypeError):
+        return {}
+
+
+# --------------------------------------------------------------------------------------------------
+# Vector labels
+
+
+class VectorLabels:
+    kind = "vector"
+
+    def __init__(self, path: Path, scene: SceneInfo, cfg: LabelsConfig):
+        import geopandas as gpd  # heavy; only when vector labels are used
+
+        self.path = path
+        self.scene = scene
+        self.cfg = cfg
+        if not path.exists():
+            raise UserError(f"The vector labels {path} do not exist. Check the path.")
+        try:
+            frame = gpd.read_file(path)
+        except Exception as exc:  # pyogrio raises several types for unreadable files
+            raise UserError(
+                f"The vector labels {path} could not be read ({str(exc).strip()}). "
+                "Pass a GeoPackage, GeoJSON or Shapefile."
+            ) from None
+        if scene.crs is None:
+            raise UserError(
+                f"Vector labels {path} need a georeferenced scene, but {scene.path} has no CRS. "
+                "Use a label raster on the scene grid instead."
+            )
+        if frame.crs is None:
+            raise UserError(
+                f"The vector labels {path} have no CRS, so they cannot be placed on {scene.path}. "
+                "Assign one (ogr2ogr -a_srs EPSG:xxxx)."
+            )
+        columns = [c for c in frame.columns if c != frame.geometry.name]
+        field = cfg.field
+        if field is None:
+            field = next((c for c in ("class", "class_id", "label", "classname") if c in columns), None)
+            if field is None:
+                raise UserError(
+                    f"The vector labels {path} have no 'class' field and none was named. Name the field that "
+                    f"holds the class with --label-field (available: {', '.join(columns) or 'none'})."
+                )
+        elif field not in columns:
+            raise UserError(
+                f"The vector labels {path} have no field {field!r}. Available fields: "
+                f"{', '.join(columns) or 'none'}. Name the class field with --label-field."
+            )
+        self.field = field
+        frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
+        frame = frame[frame[field].notna()]
+        frame = frame.to_crs(scene.crs)
+        frame["geometry"] = frame.geometry.make_valid()
+        self.frame = frame
+        self.shapes: list | None = None
+
+    def value_counts(self) -> Counter:
+        return Counter(self.frame[self.field].astype(str).tolist())
+
+    def inferred_classes(self, counts: Counter) -> list[ClassSpec]:
+        ignore = {str(v) for v in self.cfg.ignore_values}
+        values = sorted((v for v in counts if v not in ignore), key=_natural_key)
+        specs = []
+        for i, v in enumerate(values):
+            name = f"class_{v}" if v.lstrip("-").isdigit() else v
+            specs.append(ClassSpec(id=i, name=name, value=v if str(i) != v else None))
+        return specs
+
+    def prepare(self, table: ClassTable, cfg: LabelsConfig) -> None:
+        ignore = {str(v) for v in cfg.ignore_values}
+        frame = self.frame
+        values = frame[self.field].astype(str)
+        ids = values.map(lambda v: IGNORE_INDEX if v in ignore else table.match_vector_value(v))
+        unknown = sorted(set(values[ids.isna()]), key=_natural_key)
+        if unknown:
+            raise UserError(
+                f"The vector labels {self.path} hold class values {', '.join(unknown[:20])} in field "
+                f"{self.field!r} that are not in the class table ({', '.join(table.names)}). Add them to "
+                "'classes' in your config (by name, id or value), or list them in tile.labels.ignore_values."
+            )
+        frame = frame.assign(_class=ids.astype(int).to_numpy())
+        if cfg.burn_order == "largest-first":
+            # Later shapes win when burning: drawing small polygons last keeps them visible inside large ones.
+            frame = frame.iloc[np.argsort(-frame.geometry.area.to_numpy(), kind="stable")]
+        self.frame = frame.reset_index(drop=True)
+        self.tree = self.frame.sindex
+        pixel = max(self.scene.res)
+        self.edges = None
+        if cfg.ignore_buffer > 0:
+            self.edges = self.frame.geometry.boundary.buffer(cfg.ignore_buffer * pixel)
+            self.edge_tree = self.edges.sindex
+
+    def reader(self) -> _VectorLabelReader:
+        return _VectorLabelReader(self)
+
+
+class _VectorLabelReader:
+    def __init__(self, source: VectorLabels):
+        self.source = source
+
+    def read(self, gw: GridWindow) -> np.ndarray:
+        from rasterio.features import rasterize
+        from shapely.geometry import box
+
+        src = self.source
+        scene = src.scene
+        tf = window_transform(gw.window, scene.transform)
+        fill = IGNORE_INDEX if src.cfg.background is None else src.cfg.background
+        shape = (gw.height, gw.width)
+        bounds = box(*rasterio.windows.bounds(gw.window, scene.transform))
+        hits = np.sort(src.tree.query(bounds, predicate="intersects"))
+        if len(hits):
+            shapes = zip(src.frame.geometry.to_numpy()[hits], src.frame["_class"].to_numpy()[hits])
+            out = rasterize(
+                shapes,
+                out_shape=shape,
+                transform=tf,
+                fill=fill,
+                all_touched=src.cfg.all_touched,
+                dtype="uint8",
+            )
+        else:
+            out = np.full(shape, fill, dtype=np.uint8)
+        if src.edges is not None:
+            edge_hits = src.edge_tree.query(bounds, predicate="intersects")
+            if len(edge_hits):
+                edge_shapes = ((g, 1) for g in src.edges.to_numpy()[edge_hits])
+                edge = rasterize(edge_shapes, out_shape=shape, transform=tf, fill=0, dtype="uint8")
+                out[edge > 0] = IGNORE_INDEX
+        # Pixels beyond the scene edge are never labeled.
+        inner = gw.inner(scene.height, scene.width)
+        out[inner.height :, :] = IGNORE_INDEX
+        out[:, inner.width :] = IGNORE_INDEX
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def _natural_key(v: str) -> tuple:
+    return (0, int(v), "") if v.lstrip("-").isdigit() else (1, 0, v)

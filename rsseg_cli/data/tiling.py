@@ -1,0 +1,375 @@
+"""`rsseg tile`: scenes (and their labels) -> a dataset folder of georeferenced chips with a manifest.
+
+A scene is never loaded whole: windows are read one at a time by a small pool of threads (GDAL releases the
+GIL), each with its own dataset handles, and at most a few windows per thread are in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import transform as window_transform
+
+from rsseg_cli.atomic import atomic_dir
+from rsseg_cli.config import IGNORE_INDEX, Config
+from rsseg_cli.data.chips import Chip
+from rsseg_cli.data.classes import CLASS_TAG, ClassTable
+from rsseg_cli.data.labels import LabelSource, label_source
+from rsseg_cli.data.manifest import write_manifest
+from rsseg_cli.data.splits import SceneGeometry, assign_splits
+from rsseg_cli.data.stats import BandStats
+from rsseg_cli.errors import UserError
+from rsseg_cli.geo.grid import GridWindow, window_grid
+from rsseg_cli.geo.raster import SceneInfo, describe_scene, read_window, window_footprint
+from rsseg_cli.progress import progress
+
+log = logging.getLogger("rsseg")
+
+COMPRESSION = {"deflate": "DEFLATE", "zstd": "ZSTD", "lzw": "LZW", "none": None}
+
+
+@dataclass
+class TileResult:
+    out: Path
+    chips: int
+    splits: dict[str, int]
+    dropped: dict[str, int]
+    windows: int
+    seconds: float
+
+
+@dataclass
+class _Job:
+    scene: SceneInfo
+    labels: LabelSource | None
+
+
+def plan_scenes(scenes: list[Path], labels: list[Path], unlabeled: list[Path], cfg: Config) -> list[_Job]:
+    """Open and check every input before anything is written."""
+    if not scenes and not unlabeled:
+        raise UserError("No scene given. Usage: rsseg tile SCENE.tif [SCENE ...] --labels LABELS.tif")
+    if len(labels) > len(scenes):
+        raise UserError(
+            f"{len(labels)} label files were given for {len(scenes)} scenes. Give one --labels per scene, "
+            "in the same order (scenes without labels go last, or use --unlabeled)."
+        )
+    tile = cfg.tile
+    jobs: list[_Job] = []
+    names: Counter = Counter()
+    for i, path in enumerate([*scenes, *unlabeled]):
+        info = describe_scene(Path(path), tile.bands, tile.pixel_space)
+        names[info.name] += 1
+        if names[info.name] > 1:
+            info.name = f"{info.name}_{names[info.name]}"
+        _check_chip_fits(info, tile.chip_size, tile.edge)
+        source = label_source(Path(labels[i]), info, tile.labels) if i < len(labels) else None
+        jobs.append(_Job(info, source))
+    first = jobs[0].scene
+    for job in jobs[1:]:
+        s = job.scene
+        if len(s.band_indexes) != len(first.band_indexes) or s.dtype != first.dtype:
+            raise UserError(
+                f"All scenes of a dataset need the same bands and data type: {first.path} has "
+                f"{len(first.band_indexes)} x {first.dtype}, {s.path} has {len(s.band_indexes)} x {s.dtype}. "
+                "Select matching bands with tile.bands or convert the scenes."
+            )
+    if not any(j.labels for j in jobs):
+        log.warning("no labels given: every chip is unlabeled (fine for semi-supervised pools only)")
+    return jobs
+
+
+def _check_chip_fits(scene: SceneInfo, chip: int, edge: str) -> None:
+    if chip > scene.height or chip > scene.width:
+        raise UserError(
+            f"The chip size {chip} px is larger than the scene {scene.path} ({scene.width} x {scene.height} px). "
+            f"Use a smaller --chip-size (at most {min(scene.width, scene.height)})."
+        )
+
+
+def resolve_classes(jobs: list[_Job], cfg: Config) -> ClassTable | None:
+    """The class table from the config, or inferred from label values (with a warning); checks all values."""
+    labeled = [j for j in jobs if j.labels is not None]
+    if not labeled:
+        return ClassTable.from_specs(cfg.classes) if cfg.classes else None
+    counts = {j.scene.name: j.labels.value_counts() for j in labeled}
+    if cfg.classes:
+        table = ClassTable.from_specs(cfg.classes)
+    else:
+        first = labeled[0].labels
+        merged: Counter = Counter()
+        for c in counts.values():
+            merged.update(c)
+        table = ClassTable.from_specs(first.inferred_classes(merged))
+        if len(table) == 0:
+            raise UserError("The labels hold no class values (all nodata or ignored). Check the label files.")
+        log.warning(
+            "no class table given: inferred %d classes from the label values (%s). Name them and pick colours "
+            "with 'classes' in a config file (see configs/default.yaml).",
+            len(table),
+            ", ".join(f"{c.value if c.value is not None else c.id}->{c.name}" for c in table.classes),
+        )
+    for job in labeled:
+        if job.labels.kind == "raster":
+            known = set(table.raster_values()) | {int(v) for v in cfg.tile.labels.ignore_values}
+            unknown = sorted(v for v in counts[job.scene.name] if v not in known)
+            if unknown:
+                listed = ", ".join(f"{v} ({counts[job.scene.name][v]} px)" for v in unknown[:20])
+                raise UserError(
+                    f"The label raster {job.labels.path} holds values {listed} that are not in the class "
+                    f"table (values {', '.join(map(str, table.raster_values()))}). Add them to 'classes' in "
+                    "your config, or list them in tile.labels.ignore_values to ignore those pixels."
+                )
+        job.labels.prepare(table, cfg.tile.labels)
+    return table
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    if out.exists():
+        if out.is_file():
+            raise UserError(f"The output {out} is a file; choose a folder name with --out.")
+        is_dataset = (out / "dataset.yaml").exists()
+        if is_dataset and not overwrite:
+            raise UserError(
+                f"{out} already holds a dataset. Pass --overwrite to replace it (to add scenes, tile all of "
+                "them again in one command), or choose another folder with --out."
+            )
+        if not is_dataset and any(out.iterdir()):
+            raise UserError(
+                f"{out} exists and is not an rsseg dataset; refusing to replace its contents. "
+                "Choose another folder with --out or empty it."
+            )
+
+
+def tile_scenes(
+    scenes: list[Path],
+    labels: list[Path],
+    out: Path,
+    cfg: Config,
+    *,
+    unlabeled: list[Path] = (),
+    overwrite: bool = False,
+) -> TileResult:
+    import time
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    check_output(out, overwrite)
+    jobs = plan_scenes(list(scenes), list(labels), list(unlabeled), cfg)
+    table = resolve_classes(jobs, cfg)
+    num_classes = len(table) if table else 0
+    tile = cfg.tile
+    stride = tile.effective_stride
+    grids = {
+        j.scene.name: window_grid(j.scene.height, j.scene.width, tile.chip_size, stride, tile.edge)
+        for j in jobs
+    }
+    total_windows = sum(len(g) for g in grids.values())
+    first = jobs[0].scene
+    stats = BandStats(len(first.band_indexes), first.dtype)
+    chips: list[Chip] = []
+    skipped = Counter()
+    with atomic_dir(out) as tmp:
+        with progress("tile", total_windows, unit="chips") as bar:
+            for job in jobs:
+                writer = _ChipWriter(
+                    tmp, job, table, num_classes, tile.max_nodata, COMPRESSION[tile.compress]
+                )
+                for outcome in writer.run(grids[job.scene.name], tile.workers, cfg.seed):
+                    stats.merge(outcome.stats)
+                    if outcome.chip is None:
+                        skipped[outcome.skip_reason] += 1
+                    else:
+                        chips.append(outcome.chip)
+                    bar.advance(1, kept=len(chips))
+        if not chips:
+            raise UserError(
+                f"No chip was kept: every window had more than {tile.max_nodata:.0%} invalid pixels. Check the "
+                "scene's nodata/mask, or raise tile.max_nodata."
+            )
+        geometry = {j.scene.name: _scene_geometry(j.scene) for j in jobs}
+        report = assign_splits(chips, geometry, tile.split, stride, cfg.seed, num_classes)
+        for chip in chips:
+            if chip.split is None:
+                (tmp / chip.image).unlink()
+                if chip.label:
+                    (tmp / chip.label).unlink()
+        report["skipped_windows"] = dict(skipped)
+        write_manifest(tmp, jobs, chips, table, stats, cfg, report)
+        kept = [c for c in chips if c.split is not None]
+    seconds = time.perf_counter() - t0
+    splits = {s: sum(c.split == s for c in kept) for s in ("train", "val", "test")}
+    dropped = {**dict(skipped), **report["dropped"]}
+    return TileResult(out, len(kept), splits, dropped, total_windows, seconds)
+
+
+def _scene_geometry(scene: SceneInfo) -> SceneGeometry:
+    if scene.crs is None:
+        return SceneGeometry(group=f"pixels:{scene.name}", pixel_size=1.0, crs=None)
+    return SceneGeometry(group=scene.crs.to_wkt(), pixel_size=max(scene.res), crs=scene.crs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading windows and writing chips
+
+
+@dataclass
+class _Outcome:
+    chip: Chip | None
+    stats: BandStats
+    skip_reason: str | None = None
+
+
+class _ChipWriter:
+    """Reads windows of one scene and writes chips; thread-safe through per-thread dataset handles."""
+
+    def __init__(
+        self,
+        root: Path,
+        job: _Job,
+        table: ClassTable | None,
+        num_classes: int,
+        max_nodata: float,
+        compress: str | None,
+    ):
+        self.root = root
+        self.job = job
+        self.scene = job.scene
+        self.table = table
+        self.num_classes = num_classes
+        self.max_nodata = max_nodata
+        self.compress = compress
+        self.local = threading.local()
+        self.handles: list = []
+        self.lock = threading.Lock()
+        (root / "images" / self.scene.name).mkdir(parents=True, exist_ok=True)
+        if job.labels is not None:
+            (root / "labels" / self.scene.name).mkdir(parents=True, exist_ok=True)
+
+    def _handles(self):
+        if not hasattr(self.local, "src"):
+            self.local.src = rasterio.open(self.scene.path)
+            self.local.labels = self.job.labels.reader() if self.job.labels is not None else None
+            with self.lock:
+                self.handles.append((self.local.src, self.local.labels))
+        return self.local.src, self.local.labels
+
+    def run(self, grid: list[GridWindow], workers: int, seed: int) -> Iterator[_Outcome]:
+        """Yield outcomes in grid order, keeping at most 2 windows per worker in flight (bounded memory)."""
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tile") as pool:
+                pending: dict[int, Future] = {}
+                ready: dict[int, _Outcome] = {}
+                next_submit = next_yield = 0
+                try:
+                    while next_yield < len(grid):
+                        while next_submit < len(grid) and len(pending) + len(ready) < 2 * workers:
+                            gw = grid[next_submit]
+                            pending[next_submit] = pool.submit(self._one, gw, seed + next_submit)
+                            next_submit += 1
+                        if next_yield in pending:
+                            done, _ = wait(pending.values(), return_when=FIRST_COMPLETED)
+                            for k in [k for k, f in pending.items() if f in done]:
+                                ready[k] = pending.pop(k).result()
+                        while next_yield in ready:
+                            yield ready.pop(next_yield)
+                            next_yield += 1
+                finally:
+                    for f in pending.values():
+                        f.cancel()
+        finally:
+            for src, labels in self.handles:
+                src.close()
+                if labels is not None:
+                    labels.close()
+
+    def _one(self, gw: GridWindow, seed: int) -> _Outcome:
+        src, labels = self._handles()
+        scene = self.scene
+        data, valid = read_window(src, scene, gw.window)
+        stats = BandStats(len(scene.band_indexes), scene.dtype)
+        r0, r1, c0, c1 = gw.core
+        core = valid[r0 - gw.row : r1 - gw.row, c0 - gw.col : c1 - gw.col]
+        stats.add(data[:, r0 - gw.row : r1 - gw.row, c0 - gw.col : c1 - gw.col], core, seed)
+        valid_fraction = float(valid.mean())
+        if 1.0 - valid_fraction > self.max_nodata:
+            return _Outcome(None, stats, "too many invalid pixels")
+        chip_id = f"{scene.name}_r{gw.row:06d}_c{gw.col:06d}"
+        image_rel = f"images/{scene.name}/{chip_id}.tif"
+        label_rel = None
+        class_pixels = np.zeros(self.num_classes, np.int64)
+        ignore = int(valid.size)
+        if labels is not None:
+            mask = labels.read(gw)
+            mask[~valid] = IGNORE_INDEX
+            counts = np.bincount(mask.ravel(), minlength=256)
+            class_pixels = counts[: self.num_classes].astype(np.int64)
+            ignore = int(counts[IGNORE_INDEX])
+            if class_pixels.sum() > 0:
+                label_rel = f"labels/{scene.name}/{chip_id}.tif"
+                self._write_label(self.root / label_rel, mask, gw)
+        self._write_image(self.root / image_rel, data, valid, gw)
+        chip = Chip(
+            id=chip_id,
+            scene=scene.name,
+            row=gw.row,
+            col=gw.col,
+            height=gw.height,
+            width=gw.width,
+            corners=window_footprint(scene.transform, gw.window),
+            valid_fraction=round(valid_fraction, 6),
+            labeled=label_rel is not None,
+            class_pixels=class_pixels,
+            ignore_pixels=ignore,
+            image=image_rel,
+            label=label_rel,
+        )
+        return _Outcome(chip, stats)
+
+    def _profile(self, gw: GridWindow, count: int, dtype: str) -> dict:
+        profile = {
+            "driver": "GTiff",
+            "width": gw.width,
+            "height": gw.height,
+            "count": count,
+            "dtype": dtype,
+            "crs": self.scene.crs,
+            "transform": window_transform(gw.window, self.scene.transform),
+            "interleave": "pixel" if count <= 4 else "band",
+        }
+        if gw.width >= 256 and gw.height >= 256 and gw.width % 16 == 0 and gw.height % 16 == 0:
+            profile.update(tiled=True, blockxsize=256, blockysize=256)
+        if self.compress:
+            profile["compress"] = self.compress
+            if self.compress in ("DEFLATE", "ZSTD", "LZW"):
+                profile["predictor"] = 3 if np.issubdtype(np.dtype(dtype), np.floating) else 2
+        return profile
+
+    def _write_image(self, path: Path, data: np.ndarray, valid: np.ndarray, gw: GridWindow) -> None:
+        profile = self._profile(gw, data.shape[0], self.scene.dtype)
+        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+            dst.write(data)
+            dst.descriptions = tuple(self.scene.band_names)
+            if not valid.all():
+                # An internal mask, not a nodata value: padded and invalid pixels stay distinguishable from
+                # real pixels of any value.
+                dst.write_mask(valid.astype(np.uint8) * 255)
+
+    def _write_label(self, path: Path, mask: np.ndarray, gw: GridWindow) -> None:
+        profile = self._profile(gw, 1, "uint8")
+        profile["nodata"] = IGNORE_INDEX
+        if profile.get("predictor"):
+            profile["predictor"] = 1  # class ids do not benefit from differencing
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(mask[None])
+            assert self.table is not None
+            dst.write_colormap(1, self.table.colormap())
+            dst.update_tags(**{CLASS_TAG: self.table.to_tag()})
+            dst.set_band_description(1, "class")

@@ -1,0 +1,204 @@
+"""Scenes: opening and checking rasters, band selection, and windowed reads with a validity mask.
+
+Validity never comes from "0 means nodata": it comes from GDAL's mask of each selected band (per-band
+nodata, an alpha band, or an internal/external mask), and non-finite values of float rasters.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from rsseg_cli.errors import UserError
+
+SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+
+
+@dataclass
+class SceneInfo:
+    """What tiling and inference need to know about one scene; cheap to pass to worker threads."""
+
+    path: Path
+    name: str
+    height: int
+    width: int
+    count: int
+    dtype: str
+    crs: CRS | None
+    transform: Affine
+    band_indexes: list[int]  # 1-based, in model order
+    band_names: list[str]
+    nodata: list[float | None]  # per selected band
+    mask_kind: str  # "all_valid" | "nodata" | "mask": how validity is derived
+    res: tuple[float, float] = field(default=(1.0, 1.0))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def crs_wkt(self) -> str | None:
+        return self.crs.to_wkt() if self.crs else None
+
+    @property
+    def epsg(self) -> int | None:
+        return self.crs.to_epsg() if self.crs else None
+
+
+def open_raster(path: Path, what: str = "scene") -> rasterio.DatasetReader:
+    """Open a raster or explain why it cannot be one."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"The {what} {path} does not exist. Check the path.")
+    if path.is_dir():
+        raise UserError(f"The {what} {path} is a folder; pass a raster file such as a GeoTIFF.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise UserError(
+            f"The {what} {path} is not a raster GDAL can read ({str(exc).strip()}). "
+            "Pass a GeoTIFF or another GDAL raster format."
+        ) from None
+
+
+def _band_names(src: rasterio.DatasetReader) -> list[str]:
+    return [d or f"b{i}" for i, d in enumerate(src.descriptions, start=1)]
+
+
+def select_bands(src: rasterio.DatasetReader, bands: list[int | str] | None, path: Path) -> list[int]:
+    """Resolve a band selection (1-based indices or descriptions) to 1-based indices."""
+    names = _band_names(src)
+    if bands is None:
+        # An alpha band is a mask, not data.
+        chosen = [i for i, ci in enumerate(src.colorinterp, start=1) if ci != ColorInterp.alpha]
+        return chosen or list(range(1, src.count + 1))
+    chosen = []
+    lowered = [n.lower() for n in names]
+    for b in bands:
+        if isinstance(b, int) or (isinstance(b, str) and b.isdigit()):
+            idx = int(b)
+            if not 1 <= idx <= src.count:
+                raise UserError(
+                    f"Band {idx} was selected but {path} has bands 1..{src.count} ({', '.join(names)}). "
+                    "Fix tile.bands (1-based indices or band names)."
+                )
+        else:
+            if b.lower() not in lowered:
+                raise UserError(
+                    f"Band {b!r} was selected but {path} has the bands {', '.join(names)}. "
+                    "Fix tile.bands (1-based indices or band names)."
+                )
+            idx = lowered.index(b.lower()) + 1
+        chosen.append(idx)
+    if len(set(chosen)) != len(chosen):
+        raise UserError(f"tile.bands selects a band twice ({bands}); list each band once.")
+    return chosen
+
+
+def _mask_kind(src: rasterio.DatasetReader, indexes: list[int]) -> str:
+    flags = [src.mask_flag_enums[i - 1] for i in indexes]
+    if all(f == [MaskFlags.all_valid] for f in flags):
+        return "all_valid"
+    if all(MaskFlags.nodata in f for f in flags):
+        return "nodata"  # computed from the pixel values in numpy: no second read through GDAL
+    return "mask"
+
+
+def describe_scene(
+    path: Path, bands: list[int | str] | None = None, pixel_space: bool = False, what: str = "scene"
+) -> SceneInfo:
+    """Open, check and describe a scene; raises UserError with a fix for anything unusable."""
+    path = Path(path)
+    with open_raster(path, what) as src:
+        if src.dtypes[0] not in SUPPORTED_DTYPES or len(set(src.dtypes)) > 1:
+            raise UserError(
+                f"The {what} {path} has band types {sorted(set(src.dtypes))}; rsseg reads one of "
+                f"{', '.join(SUPPORTED_DTYPES)} for all bands. Convert it, e.g. with gdal_translate -ot."
+            )
+        georeferenced = src.crs is not None and src.transform != Affine.identity()
+        if not georeferenced and not pixel_space:
+            raise UserError(
+                f"The {what} {path} has no coordinate reference system, so chips and predictions could not "
+                "be placed on a map. Assign one (gdal_edit.py -a_srs EPSG:xxxx) or, if this is pixel-space "
+                "data such as a photo tile, pass --pixel-space."
+            )
+        indexes = select_bands(src, bands, path)
+        nodata = [src.nodatavals[i - 1] for i in indexes]
+        return SceneInfo(
+            path=path,
+            name=path.stem,
+            height=src.height,
+            width=src.width,
+            count=src.count,
+            dtype=src.dtypes[0],
+            crs=src.crs if georeferenced else None,
+            transform=src.transform,
+            band_indexes=indexes,
+            band_names=[_band_names(src)[i - 1] for i in indexes],
+            nodata=[None if v is None else float(v) for v in nodata],
+            mask_kind=_mask_kind(src, indexes),
+            res=(abs(src.res[0]), abs(src.res[1])),
+        )
+
+
+def read_window(
+    src: rasterio.DatasetReader, scene: SceneInfo, window: Window
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read `window` (which may hang over the scene edge) as (bands, h, w) data and an (h, w) validity mask.
+
+    Pixels outside the scene are zero and invalid. Only the part inside the scene is read, which is much
+    faster than GDAL's boundless reads through a virtual warped dataset.
+    """
+    h, w = int(window.height), int(window.width)
+    r0, c0 = int(window.row_off), int(window.col_off)
+    ih = max(0, min(h, scene.height - r0))
+    iw = max(0, min(w, scene.width - c0))
+    data = np.zeros((len(scene.band_indexes), h, w), dtype=scene.dtype)
+    valid = np.zeros((h, w), dtype=bool)
+    if ih == 0 or iw == 0:
+        return data, valid
+    inner = Window(c0, r0, iw, ih)
+    block = src.read(scene.band_indexes, window=inner)
+    data[:, :ih, :iw] = block
+    if scene.mask_kind == "all_valid":
+        v = np.ones((ih, iw), dtype=bool)
+    elif scene.mask_kind == "nodata":
+        v = np.ones((ih, iw), dtype=bool)
+        for band, nd in zip(block, scene.nodata):
+            if nd is None:
+                continue
+            v &= ~np.isnan(band) if math.isnan(nd) else band != nd
+    else:
+        v = (src.read_masks(scene.band_indexes, window=inner) > 0).all(axis=0)
+    if np.issubdtype(block.dtype, np.floating):
+        v &= np.isfinite(block).all(axis=0)
+    valid[:ih, :iw] = v
+    return data, valid
+
+
+def same_grid(a: SceneInfo, b_crs: CRS | None, b_transform: Affine, b_shape: tuple[int, int]) -> bool:
+    if (a.height, a.width) != tuple(b_shape):
+        return False
+    if (a.crs is None) != (b_crs is None) or (a.crs is not None and a.crs != b_crs):
+        return False
+    tol = 1e-6 * max(a.res)
+    return all(abs(x - y) <= tol for x, y in zip(a.transform[:6], b_transform[:6]))
+
+
+def window_footprint(transform: Affine, window: Window) -> list[tuple[float, float]]:
+    """The four corners of a window in map coordinates (works for rotated transforms too)."""
+    r0, c0 = window.row_off, window.col_off
+    r1, c1 = r0 + window.height, c0 + window.width
+    return [transform * (c, r) for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1))]
