@@ -59,7 +59,7 @@ def axis_starts(length: int, size: int, stride: int, edge: EdgePolicy) -> list[i
             starts.append(length - size)
         elif edge == "pad":
             start = starts[-1] + stride
-            while True:
+            while start < length:  # with stride > size the remainder may fall in a gap
                 starts.append(start)
                 if start + size >= length:
                     break
