@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from rsseg_cli import __version__
@@ -32,6 +33,26 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", help="Override a config key, e.g. --set tile.chip_size=256 (repeatable)."),
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed (splits, sampling).")]
+
+
+def guarded(command: Callable[..., None]) -> Callable[..., None]:
+    """Turn a command's UserError into a one-paragraph message with exit code 2, and an interruption into
+    exit code 130, inside typer's own handling (which keeps usage errors at exit code 2)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except UserError as exc:
+            console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise SystemExit(exc.exit_code) from None
+        except (KeyboardInterrupt, Interrupted):
+            console.print(
+                "[yellow]Interrupted[/]: outputs in progress were removed; nothing half-written is left."
+            )
+            raise SystemExit(130) from None
+
+    return run
 
 
 def _version(value: bool) -> None:
@@ -71,6 +92,7 @@ def _parse_bands(text: str | None) -> list[int | str] | None:
 
 
 @app.command()
+@guarded
 def tile(
     scenes: Annotated[list[Path], typer.Argument(help="Scene rasters (GeoTIFF or any GDAL raster).")],
     labels: Annotated[
@@ -137,6 +159,7 @@ def tile(
 
 
 @app.command()
+@guarded
 def sample(
     out_dir: Annotated[Path, typer.Argument(help="Folder for scene.tif and scene_labels.tif.")] = Path(
         "sample"
@@ -159,6 +182,7 @@ def sample(
 
 
 @app.command()
+@guarded
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")] = Path(
         "demo"
@@ -177,22 +201,13 @@ def _on_sigterm(signum, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors exit 2 with one paragraph, interruptions 130, internal errors 1."""
+    """Entry point. User errors exit 2 with one paragraph, interruptions 130, internal errors 1 (traceback)."""
     setup_logging()
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        app(args=argv, standalone_mode=False)
-    except UserError as exc:
-        console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort, Interrupted):
-        console.print("[yellow]Interrupted[/]: nothing half-written was left behind.")
-        sys.exit(130)
+        app(args=argv, prog_name="rsseg")
+    except SystemExit:
+        raise
     except Exception:
         traceback.print_exc()
         console.print(

@@ -79,7 +79,9 @@ def make_scene(tmp_path):
         data = np.stack([(rows * 7 + cols * 3 + b * 1000) % 5000 + 1 for b in range(bands)]).astype(dtype)
         classes = stripes(h, w, k)
         image = write_raster(tmp_path / f"{name}.tif", data, crs=crs, transform=transform, nodata=nodata)
-        labels = write_raster(tmp_path / f"{name}_labels.tif", classes, crs=crs, transform=transform, nodata=255)
+        labels = write_raster(
+            tmp_path / f"{name}_labels.tif", classes, crs=crs, transform=transform, nodata=255
+        )
         return Scene(image, labels, data, classes)
 
     return _make

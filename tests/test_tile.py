@@ -54,13 +54,17 @@ def test_chips_are_exact_georeferenced_windows(make_scene, tmp_path):
             valid = chip.dataset_mask() > 0
         h = min(64, 300 - row.row)
         w = min(64, 400 - row.col)
-        np.testing.assert_array_equal(data[:, :h, :w], scene.data[:, row.row : row.row + h, row.col : row.col + w])
+        np.testing.assert_array_equal(
+            data[:, :h, :w], scene.data[:, row.row : row.row + h, row.col : row.col + w]
+        )
         assert valid[:h, :w].all() and not valid[h:, :].any() and not valid[:, w:].any()
         assert math.isclose(row.valid_fraction, h * w / 64**2, rel_tol=1e-5)
         with rasterio.open(out / row.label) as lab:
             mask = lab.read(1)
             assert lab.nodata == 255 and lab.colormap(1)[0][:3] is not None
-        np.testing.assert_array_equal(mask[:h, :w], scene.classes[row.row : row.row + h, row.col : row.col + w])
+        np.testing.assert_array_equal(
+            mask[:h, :w], scene.classes[row.row : row.row + h, row.col : row.col + w]
+        )
         assert (mask[h:, :] == 255).all() and (mask[:, w:] == 255).all()
         counts = np.bincount(mask.ravel(), minlength=256)
         assert [getattr(row, f"px_{k}") for k in range(4)] == counts[:4].tolist()
@@ -115,8 +119,14 @@ def test_statistics_do_not_double_count_overlap(make_scene, tmp_path):
 def test_edge_policies(make_scene, tmp_path, edge, expected_cols):
     scene = make_scene(64, 170)
     out = tmp_path / "data"
-    tile(scene, out, "tile.chip_size=64", f"tile.edge={edge}", "tile.max_nodata=1.0",
-         "tile.split.fractions={train: 1.0}")
+    tile(
+        scene,
+        out,
+        "tile.chip_size=64",
+        f"tile.edge={edge}",
+        "tile.max_nodata=1.0",
+        "tile.split.fractions={train: 1.0}",
+    )
     _, table = read_chips(out)
     assert sorted(table["col"]) == expected_cols
     if edge == "snap":
@@ -207,7 +217,12 @@ def test_nonzero_nodata_value(tmp_path):
     image = write_raster(tmp_path / "s.tif", data, nodata=65535)
     labels = write_raster(tmp_path / "l.tif", np.zeros((64, 64), np.uint8), nodata=255)
     out = tmp_path / "data"
-    tile_scenes([image], [labels], out, load_config(overrides=["tile.chip_size=64", "tile.split.fractions={train: 1.0}"]))
+    tile_scenes(
+        [image],
+        [labels],
+        out,
+        load_config(overrides=["tile.chip_size=64", "tile.split.fractions={train: 1.0}"]),
+    )
     _, table = read_chips(out)
     with rasterio.open(out / table.iloc[0].image) as chip:
         valid = chip.dataset_mask() > 0
@@ -221,7 +236,9 @@ def test_nonzero_nodata_value(tmp_path):
 def test_band_selection_and_order(make_scene, tmp_path, bands):
     scene = make_scene(64, 64, bands=3)
     out = tmp_path / "data"
-    cfg = load_config(overrides=["tile.chip_size=64", "tile.split.fractions={train: 1.0}"], cli={"tile": {"bands": bands}})
+    cfg = load_config(
+        overrides=["tile.chip_size=64", "tile.split.fractions={train: 1.0}"], cli={"tile": {"bands": bands}}
+    )
     tile_scenes([scene.image], [scene.labels], out, cfg)
     meta, table = read_chips(out)
     assert [b["index"] for b in meta["bands"]] == [3, 1]
