@@ -66,7 +66,7 @@ def test_wrong_literal_lists_choices():
 
 
 def test_bad_set_syntax():
-    with pytest.raises(UserError, match="key.sub=value"):
+    with pytest.raises(UserError, match=r"key\.sub=value"):
         load_config(overrides=["tile.chip_size"])
 
 

@@ -202,4 +202,7 @@ def window_footprint(transform: Affine, window: Window) -> list[tuple[float, flo
     r0, c0 = window.row_off, window.col_off
     r1, c1 = r0 + window.height, c0 + window.width
     t = transform
-    return [(t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f) for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1))]
+    return [
+        (t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f)
+        for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1))
+    ]
