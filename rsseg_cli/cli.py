@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -204,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point. User errors exit 2 with one paragraph, interruptions 130, internal errors 1 (traceback)."""
     setup_logging()
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # GDAL's block cache defaults to 5 % of RAM; windowed work needs little, and a bounded cache keeps peak
+    # memory independent of the machine. Users can still set it.
+    os.environ.setdefault("GDAL_CACHEMAX", "256")
     try:
         app(args=argv, prog_name="rsseg")
     except SystemExit:

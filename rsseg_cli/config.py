@@ -105,7 +105,7 @@ class TileConfig(Strict):
     )
     max_nodata: float = Field(default=0.5, ge=0, le=1, description="skip chips with more invalid pixels")
     pixel_space: bool = Field(default=False, description="accept scenes without a CRS (pixel coordinates)")
-    compress: Literal["deflate", "zstd", "lzw", "none"] = "deflate"
+    compress: Literal["zstd", "deflate", "lzw", "none"] = "zstd"
     workers: int = Field(default=2, ge=1, le=64, description="threads reading and writing chips")
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

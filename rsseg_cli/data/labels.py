@@ -97,16 +97,24 @@ class RasterLabels:
         self.value_map: ValueMap | None = None
 
     def value_counts(self) -> Counter:
-        """Pixel count per label value over the whole raster, read in strips (never whole)."""
+        """Pixel count per label value over the whole raster, read in strips of about 4 M pixels."""
         counts: Counter = Counter()
         with rasterio.open(self.path) as src:
-            strip = max(1, (64 << 20) // max(1, src.width * np.dtype(src.dtypes[0]).itemsize))
+            small = src.dtypes[0] in ("uint8", "uint16")
+            totals = np.zeros(256 if src.dtypes[0] == "uint8" else 65536, np.int64) if small else None
+            strip = max(1, (4 << 20) // max(1, src.width))
             for row in range(0, src.height, strip):
                 win = Window(0, row, src.width, min(strip, src.height - row))
                 values = src.read(1, window=win)
                 valid = src.read_masks(1, window=win) > 0
-                vals, n = np.unique(values[valid], return_counts=True)
-                counts.update(dict(zip(vals.tolist(), n.tolist())))
+                if totals is not None:
+                    totals += np.bincount(values[valid], minlength=len(totals))
+                else:
+                    vals, n = np.unique(values[valid], return_counts=True)
+                    counts.update(dict(zip(vals.tolist(), n.tolist())))
+            if totals is not None:
+                present = np.flatnonzero(totals)
+                counts.update(dict(zip(present.tolist(), totals[present].tolist())))
         return counts
 
     def inferred_classes(self, counts: Counter) -> list[ClassSpec]:

@@ -1,7 +1,8 @@
 """Per-band statistics over valid pixels, accumulated window by window and merged.
 
-Mean and standard deviation are exact (float64 sums). Percentiles are exact for 8- and 16-bit integer data
-(full histograms); for other types they come from a seeded sample of valid pixels from every window.
+For 8- and 16-bit integer data a full histogram per band gives exact moments, extremes and percentiles at the
+cost of one bincount per window. For other types mean and standard deviation are exact (float64 sums) and
+percentiles come from a seeded sample of valid pixels of every window.
 """
 
 from __future__ import annotations
@@ -46,23 +47,23 @@ class BandStats:
         n = int(valid.sum())
         if n == 0:
             return
-        pixels = data[:, valid]  # (bands, n)
-        as_float = pixels.astype(np.float64)
         self.count += n
+        pixels = data.reshape(self.bands, -1) if n == valid.size else data[:, valid]  # (bands, n)
+        if self.hist is not None:
+            # Integer data: the histogram alone gives exact moments, extremes and percentiles.
+            offset = self.histogram_offset or 0
+            for b in range(self.bands):
+                values = pixels[b] if offset == 0 else pixels[b].astype(np.int32) + offset
+                self.hist[b] += np.bincount(values, minlength=self.histogram_bins)
+            return
+        as_float = pixels.astype(np.float64)
         self.total += as_float.sum(axis=1)
         self.total_sq += np.einsum("ij,ij->i", as_float, as_float)
         self.minimum = np.minimum(self.minimum, as_float.min(axis=1))
         self.maximum = np.maximum(self.maximum, as_float.max(axis=1))
-        if self.hist is not None:
-            offset = self.histogram_offset or 0
-            for b in range(self.bands):
-                self.hist[b] += np.bincount(
-                    pixels[b].astype(np.int64) + offset, minlength=self.histogram_bins
-                )
-        else:
-            rng = np.random.default_rng(seed)
-            take = rng.choice(n, size=min(n, SAMPLE_PER_WINDOW), replace=False)
-            self.samples.append(pixels[:, np.sort(take)].astype(np.float64))
+        rng = np.random.default_rng(seed)
+        take = rng.choice(n, size=min(n, SAMPLE_PER_WINDOW), replace=False)
+        self.samples.append(as_float[:, np.sort(take)])
 
     def merge(self, other: BandStats) -> None:
         if other.count == 0:
@@ -86,18 +87,31 @@ class BandStats:
             return np.full(self.bands, np.nan)
         return np.percentile(np.concatenate(self.samples, axis=1), q, axis=1)
 
+    def _moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        if self.hist is None:
+            mean = self.total / self.count
+            var = np.maximum(self.total_sq / self.count - mean**2, 0.0)
+            return mean, var, self.minimum, self.maximum
+        values = np.arange(self.histogram_bins, dtype=np.float64) - (self.histogram_offset or 0)
+        counts = self.hist.astype(np.float64)
+        mean = counts @ values / self.count
+        var = counts @ (values**2) / self.count - mean**2
+        present = self.hist > 0
+        minimum = np.array([values[np.argmax(p)] for p in present])
+        maximum = np.array([values[len(p) - 1 - np.argmax(p[::-1])] for p in present])
+        return mean, np.maximum(var, 0.0), minimum, maximum
+
     def summary(self) -> dict[str, list[float] | int | str]:
         if self.count == 0:
             nan = [float("nan")] * self.bands
             return {"valid_pixels": 0, "mean": nan, "std": nan, "min": nan, "max": nan, "p2": nan, "p98": nan}
-        mean = self.total / self.count
-        var = np.maximum(self.total_sq / self.count - mean**2, 0.0)
+        mean, var, minimum, maximum = self._moments()
         return {
             "valid_pixels": int(self.count),
             "mean": _round(mean),
             "std": _round(np.sqrt(var)),
-            "min": _round(self.minimum),
-            "max": _round(self.maximum),
+            "min": _round(minimum),
+            "max": _round(maximum),
             "p2": _round(self.percentile(2)),
             "p98": _round(self.percentile(98)),
             "percentiles": "exact" if self.hist is not None else "sampled",
