@@ -16,6 +16,7 @@ shows no lattice lines).  Per-pixel sensor noise comes from ``np.random.default_
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import Affine, from_origin
 from rasterio.windows import Window
 
+from rsseg_cli.data.classes import CLASS_TAG
 from rsseg_cli.errors import UserError
 
 __all__ = ["SAMPLE_CLASSES", "SampleScene", "generate_sample", "sample_total_blocks"]
@@ -241,7 +243,9 @@ def _noise_pts(key: int, py: np.ndarray, px: np.ndarray, cell: float) -> np.ndar
     return top + (bot - top) * wy
 
 
-def _fbm(key: int, ys: np.ndarray, xs: np.ndarray, cells: list[float], amps: list[float], pts: bool = False):
+def _fbm(
+    key: int, ys: np.ndarray, xs: np.ndarray, cells: list[float], amps: list[float], pts: bool = False
+) -> np.ndarray:
     """Sum of octaves, normalised by the amplitude sum (values roughly in [-0.7, 0.7])."""
     fn = _noise_pts if pts else _noise_grid
     out = None
@@ -353,7 +357,7 @@ def _segments_from_polyline(pts: np.ndarray, half: np.ndarray) -> np.ndarray:
 
 def _make_roads(h: int, w: int, kb: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Several long roads from one scene edge to another, each 1-3 straight legs, 4-12 px wide."""
-    n = max(3, round((h + w) / 1100))
+    n = max(3 if min(h, w) >= 512 else 2, round((h + w) / 1100))  # tiny scenes: fewer, not wall-to-wall
     segs, rows = [], []
 
     def edge_point(side: int) -> np.ndarray:
@@ -479,9 +483,10 @@ def _build_layout(h: int, w: int, bands: int, seed: int) -> _Layout:
     amp_lo = np.array([s[2][0] for s in _CROP_STAGES])[stage]
     amp_hi = np.array([s[2][1] for s in _CROP_STAGES])[stage]
     sub_amp = rng.uniform(amp_lo, amp_hi)
-    # Rows mostly follow the field's long axis; some fields are sown at an arbitrary angle.
-    along = np.repeat((par["x1"] - par["x0"]) >= (par["y1"] - par["y0"]) / split, 3)
-    theta = np.where(along, np.pi / 2, 0.0) + rng.normal(0.0, 0.03, n_sub)
+    # Rows mostly run along the field's long axis (the phase below varies with y for theta = 0, giving
+    # rows parallel to x); some fields are sown at an arbitrary angle.
+    wide = np.repeat((par["x1"] - par["x0"]) >= (par["y1"] - par["y0"]) / split, 3)
+    theta = np.where(wide, 0.0, np.pi / 2) + rng.normal(0.0, 0.03, n_sub)
     theta = np.where(rng.random(n_sub) < 0.2, rng.uniform(0, np.pi, n_sub), theta)
     period = rng.uniform(5.0, 10.0, n_sub)
 
@@ -641,7 +646,9 @@ def _segment_hits(
         yield int(i), slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0), d2 <= r[i] * r[i]
 
 
-def _render_block(lay: _Layout, y0: int, x0: int, h: int, w: int, rng: np.random.Generator):
+def _render_block(
+    lay: _Layout, y0: int, x0: int, h: int, w: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reflectance (bands, h, w) float32, class ids (h, w) uint8 and nodata mask for one block."""
     ys = np.arange(y0, y0 + h) + 0.5
     xs = np.arange(x0, x0 + w) + 0.5
@@ -693,7 +700,8 @@ def _render_block(lay: _Layout, y0: int, x0: int, h: int, w: int, rng: np.random
         row[ag] = lay.sub_row[sid[ag]]
         # Sowing/ploughing rows at a per-field orientation and period.
         phase = (
-            np.float32(ys)[:, None] * lay.sub_cos[sid] + np.float32(xs)[None, :] * lay.sub_sin[sid]
+            ys.astype(np.float32)[:, None] * lay.sub_cos[sid]
+            + xs.astype(np.float32)[None, :] * lay.sub_sin[sid]
         ) * lay.sub_freq[sid] + lay.sub_phase[sid]
         stripes = 1.0 + lay.sub_amp[sid] * np.sin(phase)
         gain = np.where(ag, stripes, gain).astype(np.float32)
@@ -942,6 +950,9 @@ def generate_sample(
                 ] * (bands - 3)
             dlab.set_band_description(1, "class")
             dlab.write_colormap(1, colormap)
+            # Names and colours travel with the labels, so `rsseg tile` needs no class table for the sample.
+            class_table = [{"id": c["id"], "name": c["name"], "color": c["color"]} for c in SAMPLE_CLASSES]
+            dlab.update_tags(**{CLASS_TAG: json.dumps(class_table)})
             for by in range(math.ceil(height / BLOCK)):
                 for bx in range(math.ceil(width / BLOCK)):
                     y0, x0 = by * BLOCK, bx * BLOCK
