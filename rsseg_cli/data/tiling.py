@@ -110,12 +110,16 @@ def resolve_classes(jobs: list[_Job], cfg: Config) -> ClassTable | None:
         table = ClassTable.from_specs(first.inferred_classes(merged))
         if len(table) == 0:
             raise UserError("The labels hold no class values (all nodata or ignored). Check the label files.")
-        log.warning(
-            "no class table given: inferred %d classes from the label values (%s). Name them and pick colours "
-            "with 'classes' in a config file (see configs/default.yaml).",
-            len(table),
-            ", ".join(f"{c.value if c.value is not None else c.id}->{c.name}" for c in table.classes),
-        )
+        mapping = ", ".join(f"{c.value if c.value is not None else c.id}->{c.name}" for c in table.classes)
+        if all(c.name.startswith("class_") for c in table.classes):
+            log.warning(
+                "no class table given: inferred %d classes from the label values (%s). Name them and pick "
+                "colours with 'classes' in a config file (see configs/default.yaml).",
+                len(table),
+                mapping,
+            )
+        else:
+            log.info("class table read from the labels' embedded table: %s", mapping)
     for job in labeled:
         if job.labels.kind == "raster":
             known = set(table.raster_values()) | {int(v) for v in cfg.tile.labels.ignore_values}

@@ -1,0 +1,134 @@
+"""The command line as users run it: help, version, sample, demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import rasterio
+import yaml
+from rasterio.crs import CRS
+
+from rsseg_cli import __version__
+
+
+def test_help_lists_commands(cli):
+    r = cli("--help")
+    assert r.code == 0
+    for command in ("tile", "sample", "demo"):
+        assert command in r.out
+
+
+def test_version(cli):
+    r = cli("--version")
+    assert r.code == 0 and __version__ in r.out
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run(
+        [sys.executable, "-m", "rsseg_cli", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and __version__ in r.stdout
+
+
+def test_sample_command_variants(cli, tmp_path):
+    r = cli(
+        "sample",
+        tmp_path / "s",
+        "--size",
+        "100x130",
+        "--dtype",
+        "float32",
+        "--bands",
+        "3",
+        "--crs",
+        "EPSG:4326",
+    )
+    assert r.code == 0, r.err
+    with rasterio.open(tmp_path / "s" / "scene.tif") as src:
+        assert (src.height, src.width, src.count, src.dtypes[0]) == (100, 130, 3, "float32")
+        assert src.crs == CRS.from_epsg(4326)
+    with rasterio.open(tmp_path / "s" / "scene_labels.tif") as lab:
+        assert lab.nodata == 255
+
+
+def test_sample_bad_arguments(cli, tmp_path):
+    for args, needle in [
+        (("--size", "abc"), "--size"),
+        (("--dtype", "complex64"), "--dtype"),
+        (("--crs", "EPSG:999999"), "--crs"),
+    ]:
+        r = cli("sample", tmp_path / "s", *args)
+        assert r.code == 2 and needle in r.err and "Traceback" not in r.err
+
+
+def test_sample_then_tile_in_empty_folder(cli, tmp_path, monkeypatch):
+    """The README flow: `rsseg sample` then `rsseg tile scene.tif --labels labels.tif` with defaults."""
+    monkeypatch.chdir(tmp_path)
+    assert cli("sample", ".", "--size", "1024").code == 0
+    r = cli("tile", "scene.tif", "--labels", "scene_labels.tif")
+    assert r.code == 0, r.err
+    meta = yaml.safe_load((tmp_path / "data" / "dataset.yaml").read_text())
+    assert [c["name"] for c in meta["classes"]][:3] == ["water", "forest", "grassland"]
+    assert meta["chip_size"] == 512 and sum(meta["splits"].values()) >= 1
+
+
+def test_demo_runs_end_to_end(cli, tmp_path):
+    r = cli("demo", "--out", tmp_path / "demo", "--size", "768")
+    assert r.code == 0, r.err
+    data = tmp_path / "demo" / "data"
+    meta = yaml.safe_load((data / "dataset.yaml").read_text())
+    assert len(meta["classes"]) == 7 and meta["chip_size"] == 256
+    assert meta["splits"]["train"] > 0
+    assert "stops after tiling" in " ".join(r.err.split())
+    again = cli("demo", "--out", tmp_path / "demo", "--size", "768")
+    assert again.code == 2 and "--overwrite" in again.err
+    assert cli("demo", "--out", tmp_path / "demo", "--size", "768", "--overwrite").code == 0
+
+
+def test_per_band_nodata_through_a_vrt(tmp_path):
+    """Per-band nodata (different values per band) marks a pixel invalid when any band is nodata."""
+    from rsseg_cli.config import load_config
+    from rsseg_cli.data.tiling import tile_scenes
+    from tests.conftest import write_raster
+
+    a = np.full((64, 64), 10, np.uint16)
+    b = np.full((64, 64), 20, np.uint16)
+    a[:8] = 1  # nodata of band 1
+    b[:, :4] = 2  # nodata of band 2
+    write_raster(tmp_path / "a.tif", a, nodata=1)
+    write_raster(tmp_path / "b.tif", b, nodata=2)
+    with rasterio.open(tmp_path / "a.tif") as src:
+        geo = ", ".join(str(v) for v in src.transform.to_gdal())
+        wkt = src.crs.to_wkt()
+    bands = "".join(
+        f"""<VRTRasterBand dataType="UInt16" band="{i}"><NoDataValue>{nd}</NoDataValue>
+        <SimpleSource><SourceFilename relativeToVRT="1">{name}</SourceFilename><SourceBand>1</SourceBand>
+        </SimpleSource></VRTRasterBand>"""
+        for i, (name, nd) in enumerate([("a.tif", 1), ("b.tif", 2)], start=1)
+    )
+    vrt = tmp_path / "stack.vrt"
+    vrt.write_text(
+        f'<VRTDataset rasterXSize="64" rasterYSize="64"><SRS>{wkt}</SRS><GeoTransform>{geo}</GeoTransform>'
+        f"{bands}</VRTDataset>"
+    )
+    labels = write_raster(tmp_path / "l.tif", np.zeros((64, 64), np.uint8), nodata=255)
+    out = tmp_path / "data"
+    tile_scenes(
+        [vrt],
+        [labels],
+        out,
+        load_config(overrides=["tile.chip_size=64", "tile.split.fractions={train: 1.0}"]),
+    )
+    meta = yaml.safe_load((out / "dataset.yaml").read_text())
+    assert meta["scenes"]["stack"]["nodata"] == [1.0, 2.0]
+    chip = next((out / "images").rglob("*.tif"))
+    with rasterio.open(chip) as src:
+        valid = src.dataset_mask() > 0
+    expected = np.ones((64, 64), bool)
+    expected[:8] = False
+    expected[:, :4] = False
+    np.testing.assert_array_equal(valid, expected)
+    assert meta["statistics"]["valid_pixels"] == expected.sum()
+    assert meta["statistics"]["mean"] == [10.0, 20.0]
