@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     # GDAL's block cache defaults to 5 % of RAM; windowed work needs little, and a bounded cache keeps peak
     # memory independent of the machine. Users can still set it.
-    os.environ.setdefault("GDAL_CACHEMAX", "256")
+    os.environ.setdefault("GDAL_CACHEMAX", "128")
     try:
         app(args=argv, prog_name="rsseg")
     except SystemExit:

@@ -354,6 +354,12 @@ class _ChipWriter:
             profile["compress"] = self.compress
             if self.compress in ("DEFLATE", "ZSTD", "LZW"):
                 profile["predictor"] = 3 if np.issubdtype(np.dtype(dtype), np.floating) else 2
+            # Chips are working files: the fastest levels cost ~6 % in size and save ~90 % of the time
+            # (zstd level 1 vs GDAL's default 9 on a 512 x 512 x 4 uint16 chip: 6 ms vs 50 ms).
+            if self.compress == "ZSTD":
+                profile["zstd_level"] = 1
+            elif self.compress == "DEFLATE":
+                profile["zlevel"] = 1
         return profile
 
     def _write_image(self, path: Path, data: np.ndarray, valid: np.ndarray, gw: GridWindow) -> None:
