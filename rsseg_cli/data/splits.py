@@ -304,7 +304,7 @@ def _report(
         per_split[s]["labeled_share"] = round(per_split[s]["labeled_chips"] / labeled_total, 4)
     return {
         "method": cfg.method,
-        "seed_fractions": fractions,
+        "fractions": fractions,
         "block_size_chips": block_size,
         "gap_px": cfg.gap,
         "splits": per_split,
