@@ -1,0 +1,145 @@
+"""Chip datasets for training and validation, read from a dataset folder written by `rsseg tile`.
+
+Each sample's randomness comes from a generator seeded by (seed, epoch, index), so a run gives the same
+batches whatever the number of loader workers, and a resumed run continues with the very same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import rasterio
+import torch
+from torch.utils.data import Dataset
+
+from rsseg_cli.config import IGNORE_INDEX
+from rsseg_cli.data.augment import cutmix_box, strong_view, weak_view
+from rsseg_cli.data.manifest import read_dataset
+from rsseg_cli.data.normalize import Normalization
+
+
+@dataclass
+class ChipDataset:
+    """A dataset folder: its metadata and chip table."""
+
+    root: Path
+    meta: dict
+    chips: pd.DataFrame
+
+    @classmethod
+    def open(cls, root: Path) -> ChipDataset:
+        meta, chips = read_dataset(root)
+        return cls(Path(root), meta, chips)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.meta["classes"]]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.meta["classes"])
+
+    @property
+    def band_names(self) -> list[str]:
+        return [b["name"] for b in self.meta["bands"]]
+
+    def split(self, name: str, labeled: bool | None = None) -> pd.DataFrame:
+        rows = self.chips[self.chips["split"] == name]
+        if labeled is not None:
+            rows = rows[rows["labeled"].astype(bool) == labeled]
+        return rows
+
+    def rows(self, ids: list[str]) -> pd.DataFrame:
+        return self.chips.set_index("id").loc[ids].reset_index()
+
+
+def read_chip(root: Path, row, norm: Normalization) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(image in [0, 1] (C, H, W), invalid (H, W) bool, mask (H, W) int64 or None)."""
+    with rasterio.open(root / row.image) as src:
+        image = norm.stretch(src.read())
+        invalid = torch.from_numpy(src.dataset_mask() == 0)
+    mask = None
+    if row.label:
+        with rasterio.open(root / row.label) as src:
+            mask = torch.from_numpy(src.read(1).astype(np.int64))
+        mask[invalid] = IGNORE_INDEX
+    return image, invalid, mask
+
+
+class _Chips(Dataset):
+    def __init__(self, data: ChipDataset, ids: list[str], norm: Normalization, seed: int = 0):
+        self.root = data.root
+        self.rows = list(data.rows(ids).itertuples()) if ids else []
+        self.norm = norm
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def generator(self, index: int) -> torch.Generator:
+        return torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+class LabeledTrain(_Chips):
+    """Weak view of a labeled chip: {'image': model input (C, S, S), 'mask': (S, S)}."""
+
+    def __init__(self, data: ChipDataset, ids: list[str], norm: Normalization, crop: int, seed: int = 0):
+        super().__init__(data, ids, norm, seed)
+        self.crop = crop
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, invalid, mask = read_chip(self.root, self.rows[index], self.norm)
+        assert mask is not None, "labeled chip without a label file"
+        image, mask, _ = weak_view(image, mask, invalid, self.crop, self.generator(index))
+        return {"image": self.norm.standardize(image), "mask": mask}
+
+
+class UnlabeledTrain(_Chips):
+    """A weak view, two strong views and two CutMix boxes of an unlabeled chip (its label is never read)."""
+
+    def __init__(
+        self,
+        data: ChipDataset,
+        ids: list[str],
+        norm: Normalization,
+        crop: int,
+        rgb: tuple[int, int, int] | None,
+        seed: int = 0,
+    ):
+        super().__init__(data, ids, norm, seed)
+        self.crop = crop
+        self.rgb = rgb
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        row = self.rows[index]
+        with rasterio.open(self.root / row.image) as src:
+            image = self.norm.stretch(src.read())
+            invalid = torch.from_numpy(src.dataset_mask() == 0)
+        g = self.generator(index)
+        placeholder = torch.zeros(invalid.shape, dtype=torch.int64)
+        weak, _, ignore = weak_view(image, placeholder, invalid, self.crop, g)
+        strong1, strong2 = strong_view(weak, self.rgb, g), strong_view(weak, self.rgb, g)
+        return {
+            "weak": self.norm.standardize(weak),
+            "strong1": self.norm.standardize(strong1),
+            "strong2": self.norm.standardize(strong2),
+            "ignore": ignore,
+            "box1": cutmix_box(self.crop, g),
+            "box2": cutmix_box(self.crop, g),
+        }
+
+
+class EvalChips(_Chips):
+    """Whole chips, unaugmented: {'image': (C, H, W), 'mask': (H, W), 'index': int}."""
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        image, _, mask = read_chip(self.root, self.rows[index], self.norm)
+        assert mask is not None
+        return {"image": self.norm.standardize(image), "mask": mask, "index": torch.tensor(index)}

@@ -1,0 +1,89 @@
+"""From stored pixel values to what a foundation model expects, with the dataset's stored statistics only.
+
+Two steps, the same in training and prediction (never per window):
+1. a per-band linear stretch of the 2nd..98th percentile onto [0, 1] (clipped), so that any sensor and dtype
+   looks like an ordinary 8-bit photo; colour augmentations are defined in this space;
+2. the model's input normalization: ImageNet mean/std for bands that stand for red, green and blue (both
+   method papers feed ImageNet-normalized input to DINOv2, DINOv3 and CLIP), and the mean of those values for
+   any other band, so that extra bands enter the band adapter's mean filter on the same scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Normalization:
+    low: tuple[float, ...]  # per band, the value mapped to 0 (2nd percentile)
+    high: tuple[float, ...]  # per band, the value mapped to 1 (98th percentile)
+    mean: tuple[float, ...]  # per band, model input mean (in [0, 1] units)
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_dataset(cls, statistics: dict, band_map: Sequence[int | None]) -> Normalization:
+        low = [float(v) for v in statistics["p2"]]
+        high = [float(v) for v in statistics["p98"]]
+        # A constant band would divide by zero; give it a unit range instead.
+        high = [h if h > lo else lo + 1.0 for lo, h in zip(low, high)]
+        other_mean, other_std = float(np.mean(IMAGENET_MEAN)), float(np.mean(IMAGENET_STD))
+        mean = [IMAGENET_MEAN[m] if m is not None else other_mean for m in band_map]
+        std = [IMAGENET_STD[m] if m is not None else other_std for m in band_map]
+        return cls(tuple(low), tuple(high), tuple(mean), tuple(std))
+
+    def to_dict(self) -> dict:
+        return {
+            "low": list(self.low),
+            "high": list(self.high),
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Normalization:
+        return cls(tuple(d["low"]), tuple(d["high"]), tuple(d["mean"]), tuple(d["std"]))
+
+    def stretch(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Raw (C, H, W) or (B, C, H, W) values -> float32 in [0, 1]."""
+        x = torch.as_tensor(np.asarray(raw, dtype=np.float32) if isinstance(raw, np.ndarray) else raw).float()
+        shape = (-1, 1, 1) if x.dim() == 3 else (1, -1, 1, 1)
+        low = torch.tensor(self.low, dtype=x.dtype, device=x.device).view(shape)
+        high = torch.tensor(self.high, dtype=x.dtype, device=x.device).view(shape)
+        return ((x - low) / (high - low)).clamp_(0.0, 1.0)
+
+    def standardize(self, unit: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images (B, C, H, W) or (C, H, W) -> model input."""
+        shape = (-1, 1, 1) if unit.dim() == 3 else (1, -1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=unit.dtype, device=unit.device).view(shape)
+        std = torch.tensor(self.std, dtype=unit.dtype, device=unit.device).view(shape)
+        return (unit - mean) / std
+
+
+def default_band_map(band_names: Sequence[str]) -> list[int | None]:
+    """Which input band inherits the pretrained red, green or blue filter: by band name where the names say
+    so (red/green/blue, r/g/b), else the first three bands in order."""
+    names = [n.lower() for n in band_names]
+    by_name: list[int | None] = [None] * len(names)
+    for rgb, keys in enumerate((("red", "r"), ("green", "g"), ("blue", "b"))):
+        for i, n in enumerate(names):
+            if n in keys and by_name[i] is None:
+                by_name[i] = rgb
+                break
+    if sorted(m for m in by_name if m is not None) == [0, 1, 2]:
+        return by_name
+    return [i if i < 3 else None for i in range(len(names))]
+
+
+def rgb_bands(band_map: Sequence[int | None]) -> tuple[int, int, int] | None:
+    """Input band indices of red, green and blue, when all three are present."""
+    try:
+        return tuple(list(band_map).index(c) for c in (0, 1, 2))  # type: ignore[return-value]
+    except ValueError:
+        return None
