@@ -177,7 +177,7 @@ def cutmix_box(
         w, h = int(math.sqrt(target / r)), int(math.sqrt(target * r))
         x = int(torch.randint(0, size, (), generator=g))
         y = int(torch.randint(0, size, (), generator=g))
-        if 0 < w and 0 < h and x + w <= size and y + h <= size:
+        if w > 0 and h > 0 and x + w <= size and y + h <= size:
             box[y : y + h, x : x + w] = True
             return box
     return box

@@ -33,10 +33,7 @@ def parse_labeled(text: str | float | int) -> LabeledSpec:
             if count < 1:
                 raise ValueError
             return LabeledSpec(count=count)
-        if raw.endswith("%"):
-            ratio = float(raw[:-1]) / 100.0
-        else:
-            ratio = float(Fraction(raw))
+        ratio = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(Fraction(raw))
     except (ValueError, ZeroDivisionError):
         raise UserError(
             f"--labeled {raw!r} is not understood. Give a ratio (1/8, 12.5%, 0.125) or a number of chips (40)."
@@ -56,7 +53,7 @@ def select_labeled(candidates: pd.DataFrame, spec: LabeledSpec, seed: int, num_c
         raise UserError(
             "The training split has no labeled chip. Tile scenes with labels, or check the split."
         )
-    k = spec.count if spec.count is not None else int(round(spec.ratio * n))
+    k = spec.count if spec.count is not None else round(spec.ratio * n)
     if k < 1:
         raise UserError(
             f"--labeled {spec} of {n} labeled training chips leaves no labeled chip. Use a larger ratio "
