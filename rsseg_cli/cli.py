@@ -161,6 +161,66 @@ def tile(
 
 @app.command()
 @guarded
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset folder written by `rsseg tile`.")] = Path("data"),
+    labeled: Annotated[
+        str | None, typer.Option(help="Labeled share of the training chips: 1/8, 12.5%, 0.125, or a count.")
+    ] = None,
+    method: Annotated[str | None, typer.Option(help="supervised, fixmatch or unimatch-v2.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<method>-...).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    split_file: Annotated[
+        Path | None, typer.Option(help="Reuse a labeled.txt instead of drawing one.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out (default: the latest run).")
+    ] = False,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Train a segmentation model with a few labels (semi-supervised) and validate it."""
+    from rsseg_cli.config import load_config
+    from rsseg_cli.train import run_training
+
+    cfg = load_config(
+        config,
+        set_,
+        _cli_overrides(
+            seed=seed,
+            train__labeled=labeled,
+            train__method=method,
+            train__device=device,
+            train__precision=precision,
+        ),
+    )
+    run_training(data, cfg, out=out, split_file=split_file, resume=resume, stop_after=stop_after)
+
+
+@app.command()
+@guarded
+def evaluate(
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Default: the latest run's best checkpoint.")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Dataset folder (default: the run's dataset).")] = None,
+    split: Annotated[str, typer.Option(help="Split to evaluate: val or test.")] = "val",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the metrics JSON on stdout.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+) -> None:
+    """Measure a checkpoint on a split: OA, mIoU, per-class IoU/F1/precision/recall, FWIoU, kappa."""
+    from rsseg_cli.evaluate_cmd import run_evaluate
+
+    run_evaluate(checkpoint, data, split, out, json_, device, precision)
+
+
+@app.command()
+@guarded
 def sample(
     out_dir: Annotated[Path, typer.Argument(help="Folder for scene.tif and scene_labels.tif.")] = Path(
         "sample"

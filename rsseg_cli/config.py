@@ -121,12 +121,64 @@ class TileConfig(Strict):
         return self.stride if self.stride is not None else self.chip_size - self.overlap
 
 
+class ModelConfig(Strict):
+    backbone: str = Field(
+        default="dinov2_s", description="backbone preset, see `rsseg models` / models/backbones.py"
+    )
+    head: Literal["s", "b", "l"] | None = Field(
+        default=None, description="DPT head size; default from the backbone"
+    )
+    weights: str = Field(
+        default="hub", description="hub (download), none (random init) or a local weights file"
+    )
+    band_map: list[int | None] | None = Field(
+        default=None,
+        description="per input band, the pretrained RGB filter (0 red, 1 green, 2 blue) it inherits, or null",
+    )
+    taps: list[int] | None = Field(default=None, description="backbone blocks feeding the head")
+    backbone_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="extra constructor arguments (tests build tiny models with these)"
+    )
+
+
+class TrainConfig(Strict):
+    method: Literal["supervised", "fixmatch", "unimatch-v2"] = "unimatch-v2"
+    labeled: str = Field(
+        default="1/1", description="labeled share of the training chips: 1/8, 12.5%, or a count"
+    )
+    crop: int = Field(default=518, ge=16, description="training crop in pixels")
+    batch_size: int = Field(default=4, ge=1, description="labeled chips per step (per process)")
+    batch_size_unlabeled: int = Field(default=4, ge=1, description="unlabeled chips per step (per process)")
+    epochs: float = Field(
+        default=60, gt=0, description="passes over the unlabeled pool (labeled for supervised)"
+    )
+    iterations: int | None = Field(default=None, ge=1, description="total steps; overrides epochs")
+    lr: float = Field(default=5e-6, gt=0, description="backbone learning rate")
+    head_lr_mult: float = Field(default=40.0, gt=0, description="head learning rate = lr x this")
+    weight_decay: float = Field(default=0.01, ge=0)
+    tau: float = Field(default=0.95, ge=0, le=1, description="pseudo-label confidence threshold")
+    ema_decay: float = Field(default=0.996, ge=0, lt=1, description="EMA teacher decay (cap)")
+    grad_clip: float | None = Field(default=None, gt=0, description="clip the gradient norm at this value")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="auto: bf16 on GPUs that have it, fp32 on CPU"
+    )
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1, ...")
+    workers: int = Field(default=2, ge=0, description="data loader processes per training process")
+    eval_every: int | None = Field(
+        default=None, ge=1, description="steps between validations; default an epoch"
+    )
+    log_every: int = Field(default=10, ge=1, description="steps between log lines / progress updates")
+    deterministic: bool = Field(default=False, description="deterministic torch algorithms (slower)")
+
+
 class Config(Strict):
     seed: int = 0
     classes: list[ClassSpec] | None = Field(
         default=None, description="class table; inferred from the label values when omitted"
     )
     tile: TileConfig = Field(default_factory=TileConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
     @field_validator("classes")
     @classmethod

@@ -1,0 +1,46 @@
+"""Autocast and loss scaling for the chosen precision."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import torch
+
+from rsseg_cli.errors import UserError
+
+log = logging.getLogger("rsseg")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name} was asked for but this machine has no CUDA GPU; use --device cpu.")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"  # CPU autocast in bf16 is slower than fp32 for these models (environment.md)
+    if name == "fp16" and device.type != "cuda":
+        raise UserError("--precision fp16 needs a CUDA GPU; use fp32 or bf16 on CPU.")
+    return name
+
+
+def autocast(precision: str, device: torch.device):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """fp16 needs loss scaling; for other precisions the scaler is disabled and passes values through."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

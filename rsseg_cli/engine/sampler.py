@@ -1,0 +1,48 @@
+"""Resumable, distributed, epoch-seeded sampling.
+
+The order of an epoch is a permutation seeded by (seed, epoch). Process r of w takes positions r, r + w, ...,
+so at every step the union of the processes' batches is exactly the batch a single process would draw with
+the global batch size. A resumed run starts at the batch it stopped at without touching the skipped data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+class EpochSampler(Sampler[int]):
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.size = size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world = world
+        self.epoch = 0
+        self.start_batch = 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Full batches per process; a short last batch is dropped (as the recipes do)."""
+        return max(1, self.size // (self.batch_size * self.world))
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def _order(self) -> list[int]:
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) & 0x7FFF_FFFF_FFFF_FFFF)
+        needed = self.batches_per_epoch * self.batch_size * self.world
+        order: list[int] = []
+        while len(order) < needed:  # datasets smaller than one global batch repeat
+            order.extend(torch.randperm(self.size, generator=g).tolist())
+        return order[:needed]
+
+    def __iter__(self) -> Iterator[int]:
+        mine = self._order()[self.rank :: self.world]
+        return iter(mine[self.start_batch * self.batch_size :])
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch - self.start_batch) * self.batch_size

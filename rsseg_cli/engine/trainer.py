@@ -1,0 +1,359 @@
+"""The training loop, once for every method: optimizer groups, poly schedule, EMA teacher, autocast and loss
+scaling, gradient clipping, DDP, validation, checkpoints, resume, logging and plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from rsseg_cli.config import Config
+from rsseg_cli.data.chipset import ChipDataset, LabeledTrain, UnlabeledTrain
+from rsseg_cli.data.normalize import Normalization, rgb_bands
+from rsseg_cli.engine import checkpoint
+from rsseg_cli.engine.distributed import Dist, all_reduce_mean, barrier
+from rsseg_cli.engine.loaders import BatchStream
+from rsseg_cli.engine.precision import autocast, grad_scaler
+from rsseg_cli.engine.schedule import EMATeacher, poly_lr
+from rsseg_cli.engine.validate import confusion_on_chips
+from rsseg_cli.errors import Interrupted, UserError
+from rsseg_cli.evaluation.metrics import compute_metrics
+from rsseg_cli.methods.base import Method
+from rsseg_cli.progress import progress
+
+log = logging.getLogger("rsseg")
+
+
+class TrainingDiverged(UserError):
+    """A NaN or infinite loss: training stops, the last good checkpoint stays."""
+
+    exit_code = 1
+
+
+@dataclass
+class RunSpec:
+    """Everything the loop needs besides the model and the method."""
+
+    cfg: Config
+    run_dir: Path
+    data: ChipDataset
+    norm: Normalization
+    band_map: list[int | None]
+    labeled_ids: list[str]
+    unlabeled_ids: list[str]
+    val_ids: list[str]
+    model_config: dict[str, Any]
+    device: torch.device
+    precision: str
+    dist: Dist = field(default_factory=Dist)
+
+
+class Trainer:
+    def __init__(self, spec: RunSpec, model: nn.Module, method: Method):
+        self.spec = spec
+        cfg = spec.cfg.train
+        self.cfg = cfg
+        self.method = method
+        self.device = spec.device
+        self.model = model.to(self.device)
+        self.student: nn.Module = self.model
+        if spec.dist.enabled:
+            ids = [spec.device.index] if spec.device.type == "cuda" else None
+            self.student = DistributedDataParallel(self.model, device_ids=ids)
+        self.teacher = EMATeacher(self.model, cfg.ema_decay) if method.uses_ema else None
+        backbone, head = self.model.param_groups()
+        self.optimizer = torch.optim.AdamW(
+            [{"params": backbone, "lr": cfg.lr}, {"params": head, "lr": cfg.lr * cfg.head_lr_mult}],
+            lr=cfg.lr,
+            betas=(0.9, 0.999),
+            weight_decay=cfg.weight_decay,
+        )
+        self.base_lrs = [cfg.lr, cfg.lr * cfg.head_lr_mult]
+        self.scaler = grad_scaler(spec.precision, self.device)
+        seed, d = spec.cfg.seed, spec.dist
+        labeled = LabeledTrain(spec.data, spec.labeled_ids, spec.norm, cfg.crop, seed)
+        self.labeled = BatchStream(labeled, cfg.batch_size, seed, d.rank, d.world, cfg.workers, self.device)
+        self.unlabeled = None
+        if method.uses_unlabeled:
+            if not spec.unlabeled_ids:
+                raise UserError(
+                    f"The method {method.name} needs unlabeled chips but every training chip is labeled. Use "
+                    "--labeled with a ratio below 1, add scenes with --unlabeled when tiling, or use "
+                    "--method supervised."
+                )
+            unl = UnlabeledTrain(
+                spec.data, spec.unlabeled_ids, spec.norm, cfg.crop, rgb_bands(spec.band_map), seed + 1
+            )
+            self.unlabeled = BatchStream(
+                unl, cfg.batch_size_unlabeled, seed + 1, d.rank, d.world, cfg.workers, self.device
+            )
+        # An epoch is a pass over the unlabeled pool (UniMatch's definition), or the labeled chips.
+        epoch_stream = self.unlabeled or self.labeled
+        self.steps_per_epoch = epoch_stream.batches_per_epoch
+        self.total_steps = cfg.iterations or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
+        self.eval_every = cfg.eval_every or self.steps_per_epoch
+        self.step = 0
+        self.best = {"mIoU": -1.0, "step": None}
+        self.ckpt_dir = spec.run_dir / "checkpoints"
+
+    # ----------------------------------------------------------------------------------------------
+    # State
+
+    def _inference_model(self) -> nn.Module:
+        """The weights that are validated and shipped: the EMA teacher where the method has one."""
+        return self.teacher.model if self.teacher is not None else self.model
+
+    def prediction_payload(self) -> dict[str, Any]:
+        spec = self.spec
+        meta = spec.data.meta
+        return {
+            "model": spec.model_config,
+            "state_dict": self._inference_model().state_dict(),
+            "method": self.method.name,
+            "classes": meta["classes"],
+            "palette": [c["color"] for c in meta["classes"]],
+            "bands": meta["bands"],
+            "band_map": spec.band_map,
+            "dtype": meta["dtype"],
+            "normalization": spec.norm.to_dict(),
+            "chip_size": meta["chip_size"],
+            "crop": self.cfg.crop,
+            "step": self.step,
+            "best": self.best,
+        }
+
+    def save_last(self) -> None:
+        if not self.spec.dist.main:
+            return
+        payload = self.prediction_payload()
+        payload["train_state"] = {
+            "student": self.model.state_dict(),
+            "teacher": self.teacher.model.state_dict() if self.teacher else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "best": self.best,
+            "config": self.spec.cfg.model_dump(mode="json"),
+        }
+        checkpoint.save(self.ckpt_dir / "last.pt", payload)
+
+    def resume(self, path: Path) -> None:
+        payload = checkpoint.load(path, map_location=self.device)
+        state = payload.get("train_state")
+        if state is None:
+            raise UserError(
+                f"{path} holds no training state (best.pt is for prediction); resume from last.pt."
+            )
+        self.model.load_state_dict(state["student"])
+        if self.teacher is not None and state["teacher"] is not None:
+            self.teacher.model.load_state_dict(state["teacher"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.best = dict(state["best"])
+        if self.spec.dist.main:
+            # Lines written after this checkpoint (a crash between logging and saving) would repeat.
+            for name in ("metrics.jsonl", "train_log.jsonl"):
+                path = self.spec.run_dir / name
+                if path.exists():
+                    kept = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= self.step]
+                    path.write_text("".join(ln + "\n" for ln in kept))
+        log.info("resumed %s at step %d of %d", path, self.step, self.total_steps)
+
+    # ----------------------------------------------------------------------------------------------
+    # Loop
+
+    def fit(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train to the end (or to step `stop_at`). Ctrl-C or SIGTERM finishes the current step, saves last.pt
+        and stops, so `--resume` continues exactly there (a second Ctrl-C stops at once)."""
+        with _StopRequests() as stop:
+            self._stop = stop
+            return self._fit(stop_at)
+
+    def _fit(self, stop_at: int | None) -> dict[str, Any]:
+        spec, cfg = self.spec, self.cfg
+        end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
+        self.labeled.start(self.step)
+        if self.unlabeled is not None:
+            self.unlabeled.start(self.step)
+        self.student.train()
+        window: dict[str, list[float]] = {}
+        t0 = time.perf_counter()
+        main = spec.dist.main
+        with progress("train", self.total_steps, unit="steps") if main else _nullbar() as bar:
+            bar.advance(self.step)
+            while self.step < end:
+                if self._stop_requested():
+                    self.save_last()
+                    log.warning(
+                        "stopped at step %d; saved %s (continue with --resume)",
+                        self.step,
+                        self.ckpt_dir / "last.pt",
+                    )
+                    raise Interrupted(f"stopped at step {self.step}")
+                logs = self._one_step()
+                for k, v in logs.items():
+                    window.setdefault(k, []).append(v)
+                self.step += 1
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    means = {k: sum(v) / len(v) for k, v in window.items()}
+                    bar.advance(0, **{k: f"{v:.3g}" for k, v in means.items()})
+                    if main:
+                        self._append("train_log.jsonl", {"step": self.step, **means, "lr": self._lr()})
+                bar.advance(1)
+                if self.step % self.eval_every == 0 or self.step == self.total_steps:
+                    means = {k: sum(v) / len(v) for k, v in window.items()}
+                    window = {}
+                    self._evaluate(means, time.perf_counter() - t0)
+        if self.step < self.total_steps:
+            self.save_last()
+            log.info(
+                "stopped after step %d of %d as asked; continue with --resume", self.step, self.total_steps
+            )
+        return self.best
+
+    def _stop_requested(self) -> bool:
+        flag = torch.tensor(float(self._stop.requested))
+        # Every process must stop at the same step, or the others would wait forever in the next all-reduce.
+        return bool(all_reduce_mean(flag).item() > 0) if self.spec.dist.enabled else bool(flag)
+
+    def _lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def _one_step(self) -> dict[str, float]:
+        spec, cfg = self.spec, self.cfg
+        # The global RNG (dropout masks) is seeded per step and process, so a resumed run draws the same.
+        torch.manual_seed(spec.cfg.seed * 1_000_003 + self.step * spec.dist.world + spec.dist.rank)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = poly_lr(base, self.step, self.total_steps)
+        labeled = self.labeled.next()
+        unlabeled = self.unlabeled.next() if self.unlabeled is not None else None
+        teacher = self.teacher.model if self.teacher is not None else None
+        with autocast(spec.precision, self.device):
+            out = self.method.step(self.student, teacher, labeled, unlabeled)
+        finite = torch.isfinite(out.loss.detach()).float()
+        if all_reduce_mean(finite).item() < 1.0:
+            raise TrainingDiverged(
+                f"The loss became {out.loss.item()} at step {self.step}; training stopped and the last good "
+                f"checkpoint ({self.ckpt_dir / 'last.pt'}) is kept. Lower train.lr, use --precision fp32, or "
+                "check the data for extreme values."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(out.loss).backward()
+        if cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.teacher is not None:
+            self.teacher.update(self.model, self.step)
+        values = torch.stack([out.loss.detach().float(), *[v.float() for v in out.logs.values()]])
+        values = all_reduce_mean(values).tolist()
+        return dict(zip(["loss", *out.logs], values))
+
+    def _evaluate(self, train_means: dict[str, float], seconds: float) -> None:
+        spec = self.spec
+        cm = confusion_on_chips(
+            self._inference_model(),
+            spec.data,
+            spec.val_ids,
+            spec.norm,
+            self.cfg.crop,
+            self.device,
+            spec.precision,
+            spec.dist.rank,
+            spec.dist.world,
+        )
+        metrics = compute_metrics(cm.matrix, spec.data.class_names)
+        improved = metrics["mean_iou"] > self.best["mIoU"]
+        if improved:
+            self.best = {"mIoU": metrics["mean_iou"], "step": self.step}
+        if spec.dist.main:
+            record = {
+                "step": self.step,
+                "epoch": round(self.step / self.steps_per_epoch, 3),
+                "lr": self._lr(),
+                **{f"train_{k}": v for k, v in train_means.items()},
+                "mIoU": metrics["mean_iou"],
+                "OA": metrics["overall_accuracy"],
+                "mean_f1": metrics["mean_f1"],
+                "kappa": metrics["kappa"],
+                "iou": {c["name"]: c["iou"] for c in metrics["per_class"]},
+                "best_mIoU": self.best["mIoU"],
+                "seconds": round(seconds, 1),
+            }
+            self._append("metrics.jsonl", record)
+            log.info(
+                "step %d: val mIoU %.2f%% (best %.2f%% at step %s)",
+                self.step,
+                100 * metrics["mean_iou"],
+                100 * self.best["mIoU"],
+                self.best["step"],
+            )
+            if improved:
+                checkpoint.save(self.ckpt_dir / "best.pt", self.prediction_payload())
+                from rsseg_cli.evaluation.report import write_report
+
+                write_report(
+                    spec.run_dir / "validation",
+                    metrics,
+                    cm.matrix,
+                    spec.data.class_names,
+                    [c["color"] for c in spec.data.meta["classes"]],
+                    title=f"validation, step {self.step}",
+                )
+            self.save_last()
+            from rsseg_cli.plots import training_curves
+
+            training_curves(spec.run_dir)
+        barrier()
+
+    def _append(self, name: str, record: dict) -> None:
+        with open(self.spec.run_dir / name, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class _StopRequests:
+    """Turns the first SIGINT/SIGTERM into a request checked between steps (never mid-update)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after this step (press Ctrl-C again to stop at once)")
+
+    def __enter__(self) -> _StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class _nullbar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def advance(self, n: int = 1, **fields: object) -> None:
+        pass

@@ -1,0 +1,64 @@
+"""What every method shares: the step interface and the semi-supervised loss pieces (methods.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rsseg_cli.config import IGNORE_INDEX
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Method:
+    name: ClassVar[str]
+    uses_unlabeled: ClassVar[bool] = True
+    uses_ema: ClassVar[bool] = True
+
+    def __init__(self, num_classes: int, tau: float = 0.95):
+        self.num_classes = num_classes
+        self.tau = tau
+
+    def step(
+        self, student: nn.Module, teacher: nn.Module | None, labeled: dict, unlabeled: dict | None
+    ) -> StepOutput:
+        raise NotImplementedError
+
+
+def supervised_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over labeled pixels (255 ignored); 0 with a gradient when a batch has none."""
+    if not (mask != IGNORE_INDEX).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.float(), mask, ignore_index=IGNORE_INDEX)
+
+
+@torch.no_grad()
+def pseudo_label(teacher: nn.Module, weak: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's confidence and class on the weak view."""
+    probs = teacher(weak).float().softmax(dim=1)
+    confidence, label = probs.max(dim=1)
+    return confidence, label
+
+
+def unsupervised_loss(
+    logits: torch.Tensor, pseudo: torch.Tensor, confidence: torch.Tensor, ignore: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """Per-pixel cross-entropy against the pseudo-label, counted where confidence >= tau and not ignored,
+    summed and divided by the number of non-ignored pixels."""
+    loss = F.cross_entropy(logits.float(), pseudo, reduction="none")
+    keep = (confidence >= tau) & ~ignore
+    return (loss * keep).sum() / (~ignore).sum().clamp(min=1)
+
+
+def confident_share(confidence: torch.Tensor, ignore: torch.Tensor, tau: float) -> torch.Tensor:
+    """Share of non-ignored unlabeled pixels whose pseudo-label passes the threshold (shown in progress)."""
+    valid = ~ignore
+    return ((confidence >= tau) & valid).sum() / valid.sum().clamp(min=1)

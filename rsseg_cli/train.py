@@ -1,0 +1,217 @@
+"""`rsseg train`: a dataset folder + a method + a model -> a run folder with checkpoints and metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from rsseg_cli import __version__
+from rsseg_cli.atomic import atomic_file
+from rsseg_cli.config import Config, config_to_yaml
+from rsseg_cli.data.chipset import ChipDataset
+from rsseg_cli.data.normalize import Normalization, default_band_map
+from rsseg_cli.data.subsets import parse_labeled, read_split_file, select_labeled, write_split_files
+from rsseg_cli.engine import distributed
+from rsseg_cli.engine.precision import resolve_device, resolve_precision
+from rsseg_cli.engine.trainer import RunSpec, Trainer
+from rsseg_cli.errors import UserError
+from rsseg_cli.methods import build_method
+from rsseg_cli.runs import mark_latest, new_run_dir
+
+log = logging.getLogger("rsseg")
+
+
+def model_config(cfg: Config, num_classes: int, in_chans: int, band_map: list[int | None]) -> dict:
+    """What rebuilds the network (weights come from the checkpoint, never the hub)."""
+    m = cfg.model
+    return {
+        "backbone": m.backbone,
+        "head": m.head,
+        "num_classes": num_classes,
+        "in_chans": in_chans,
+        "band_map": band_map,
+        "taps": m.taps,
+        "backbone_kwargs": dict(m.backbone_kwargs),
+    }
+
+
+def build_model(config: dict, weights: str):
+    from rsseg_cli.models.segmenter import build_segmenter
+
+    return build_segmenter(
+        backbone=config["backbone"],
+        head=config["head"],
+        num_classes=config["num_classes"],
+        weights=weights,
+        in_chans=config["in_chans"],
+        band_map=config["band_map"],
+        taps=config["taps"],
+        **config["backbone_kwargs"],
+    )
+
+
+def _check_dataset(data: ChipDataset, cfg: Config) -> list[int | None]:
+    if data.num_classes == 0:
+        raise UserError(f"The dataset {data.root} has no class table (it was tiled without labels).")
+    if not len(data.split("val", labeled=True)):
+        raise UserError(
+            f"The dataset {data.root} has no labeled chips in its val split, so runs cannot be validated. "
+            "Tile again with a val fraction (tile.split.fractions) or more scenes."
+        )
+    bands = data.band_names
+    band_map = cfg.model.band_map
+    if band_map is None:
+        return default_band_map(bands)
+    if len(band_map) != len(bands):
+        raise UserError(
+            f"model.band_map has {len(band_map)} entries but the dataset has {len(bands)} bands "
+            f"({', '.join(bands)}). Give one entry per band (0/1/2 for red/green/blue, null for others)."
+        )
+    if any(m not in (0, 1, 2, None) for m in band_map):
+        raise UserError(f"model.band_map {band_map} may only hold 0, 1, 2 or null.")
+    return list(band_map)
+
+
+def run_training(
+    data_dir: Path,
+    cfg: Config,
+    out: Path | None = None,
+    split_file: Path | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> Path:
+    device = resolve_device(cfg.train.device)
+    dist = distributed.setup(device)
+    if device.type == "cuda" and dist.enabled:
+        import torch
+
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        return _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after)
+    finally:
+        distributed.teardown()
+
+
+def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Path:
+    precision = resolve_precision(cfg.train.precision, device)
+    data = ChipDataset.open(data_dir)
+    band_map = _check_dataset(data, cfg)
+
+    if out is None and resume:
+        from rsseg_cli.runs import latest_run
+
+        out = latest_run()
+    run_dir = Path(out) if out is not None else new_run_dir(cfg.train.method, cfg.train.labeled)
+    run_dir = distributed.broadcast_object(run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    resuming = last.exists()
+    if resuming:
+        saved = Config.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        if _essential(saved) != _essential(cfg) and not resume:
+            raise UserError(
+                f"{run_dir} holds a run with another configuration. Resume it with --resume (its saved "
+                "configuration is used), or choose a new --out."
+            )
+        cfg = saved.model_copy(
+            update={
+                "train": saved.train.model_copy(
+                    update={"device": cfg.train.device, "workers": cfg.train.workers}
+                )
+            }
+        )
+        log.info("resuming the run in %s", run_dir)
+    elif resume:
+        raise UserError(f"There is nothing to resume in {run_dir} (no checkpoints/last.pt).")
+
+    train_labeled = data.split("train", labeled=True)
+    known = set(train_labeled["id"])
+    if resuming:
+        labeled_ids = read_split_file(run_dir / "splits" / "labeled.txt", known)
+    elif split_file is not None:
+        labeled_ids = read_split_file(split_file, known)
+    else:
+        labeled_ids = select_labeled(
+            train_labeled, parse_labeled(cfg.train.labeled), cfg.seed, data.num_classes
+        )
+    chosen = set(labeled_ids)
+    unlabeled_ids = [i for i in data.split("train")["id"] if i not in chosen]
+    val_ids = data.split("val", labeled=True)["id"].tolist()
+
+    norm = Normalization.from_dataset(data.meta["statistics"], band_map)
+    mconf = model_config(cfg, data.num_classes, len(data.band_names), band_map)
+    if dist.main and not resuming:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(run_dir / "config.yaml") as tmp:
+            tmp.write_text(config_to_yaml(cfg))
+        write_split_files(run_dir / "splits", labeled_ids, unlabeled_ids)
+        info = {
+            "rsseg_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "data": str(Path(data_dir).resolve()),
+            "method": cfg.train.method,
+            "labeled": cfg.train.labeled if split_file is None else str(split_file),
+            "labeled_chips": len(labeled_ids),
+            "unlabeled_chips": len(unlabeled_ids),
+            "val_chips": len(val_ids),
+            "world_size": dist.world,
+            "device": str(device),
+            "precision": precision,
+        }
+        with atomic_file(run_dir / "run.json") as tmp:
+            tmp.write_text(json.dumps(info, indent=2))
+    distributed.barrier()
+    if dist.main:
+        mark_latest(run_dir)
+        log.info(
+            "run %s: %s, %d labeled / %d unlabeled / %d val chips, %s on %s (%s)",
+            run_dir,
+            cfg.train.method,
+            len(labeled_ids),
+            len(unlabeled_ids),
+            len(val_ids),
+            cfg.model.backbone,
+            device,
+            precision,
+        )
+
+    model = build_model(mconf, "none" if resuming else cfg.model.weights)
+    method = build_method(cfg.train.method, num_classes=data.num_classes, tau=cfg.train.tau)
+    spec = RunSpec(
+        cfg,
+        run_dir,
+        data,
+        norm,
+        band_map,
+        labeled_ids,
+        unlabeled_ids,
+        val_ids,
+        mconf,
+        device,
+        precision,
+        dist,
+    )
+    trainer = Trainer(spec, model, method)
+    if resuming:
+        trainer.resume(last)
+    best = trainer.fit(stop_at=stop_after)
+    if dist.main:
+        log.info(
+            "done: best val mIoU %.2f%% at step %s; checkpoints in %s",
+            100 * best["mIoU"],
+            best["step"],
+            run_dir / "checkpoints",
+        )
+    return run_dir
+
+
+def _essential(cfg: Config) -> dict:
+    """The parts of a configuration that define a run (device and loader workers may change on resume)."""
+    d = cfg.model_dump(mode="json")
+    d["train"].pop("device", None)
+    d["train"].pop("workers", None)
+    return d

@@ -1,0 +1,255 @@
+"""Training: each method learns on a fixed batch, runs end to end, resumes exactly, and trains under DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from rsseg_cli.config import load_config
+
+TINY_MODEL = [
+    "model.weights=none",
+    "model.backbone_kwargs={depth: 2, embed_dim: 48, num_heads: 3, patch_size: 8, img_size: 64}",
+]
+TINY_TRAIN = [
+    *TINY_MODEL,
+    "train.crop=48",
+    "train.batch_size=2",
+    "train.batch_size_unlabeled=2",
+    "train.workers=0",
+    "train.lr=2e-4",
+    "train.head_lr_mult=10",
+    "train.iterations=4",
+    "train.eval_every=2",
+    "train.log_every=1",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    from rsseg_cli.data.sample import generate_sample
+    from rsseg_cli.data.tiling import tile_scenes
+
+    root = tmp_path_factory.mktemp("train")
+    sample = generate_sample(root / "sample", height=384, width=384, seed=1)
+    cfg = load_config(overrides=["tile.chip_size=64", "tile.split.block_size=2"])
+    tile_scenes([sample.scene], [sample.labels], root / "data", cfg)
+    return root / "data"
+
+
+def tiny_segmenter(num_classes=7, in_chans=4):
+    from rsseg_cli.train import build_model
+
+    cfg = load_config(overrides=TINY_MODEL)
+    from rsseg_cli.train import model_config
+
+    return build_model(model_config(cfg, num_classes, in_chans, [0, 1, 2, None]), "none")
+
+
+@pytest.mark.parametrize("name", ["supervised", "fixmatch", "unimatch-v2"])
+def test_each_method_loss_falls_on_a_fixed_batch(name):
+    from rsseg_cli.engine.schedule import EMATeacher
+    from rsseg_cli.methods import build_method
+
+    torch.manual_seed(0)
+    model = tiny_segmenter()
+    method = build_method(name, num_classes=7, tau=0.0)  # tau 0: every pseudo-label counts on random data
+    teacher = EMATeacher(model, 0.9) if method.uses_ema else None
+    g = torch.Generator().manual_seed(1)
+    labeled = {
+        "image": torch.randn(2, 4, 32, 32, generator=g),
+        "mask": torch.randint(0, 7, (2, 32, 32), generator=g),
+    }
+    box = torch.zeros(2, 32, 32, dtype=torch.bool)
+    box[:, 8:20, 8:20] = True
+    unlabeled = {
+        "weak": torch.randn(2, 4, 32, 32, generator=g),
+        "strong1": torch.randn(2, 4, 32, 32, generator=g),
+        "strong2": torch.randn(2, 4, 32, 32, generator=g),
+        "ignore": torch.zeros(2, 32, 32, dtype=torch.bool),
+        "box1": box,
+        "box2": box.flip(-1),
+    }
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for step in range(25):
+        torch.manual_seed(100)  # the same dropout masks every step: a truly fixed batch
+        out = method.step(model, teacher.model if teacher else None, labeled, unlabeled)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        if teacher:
+            teacher.update(model, step)
+        losses.append(out.loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_train_and_evaluate_end_to_end(dataset, tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", dataset, "--labeled", "1/4", "--method", "unimatch-v2"]
+    for s in TINY_TRAIN:
+        args += ["--set", s]
+    r = cli(*args)
+    assert r.code == 0, r.err
+    run = (tmp_path / "runs" / "latest").resolve()
+    for name in (
+        "config.yaml",
+        "run.json",
+        "splits/labeled.txt",
+        "splits/unlabeled.txt",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+        "metrics.jsonl",
+        "train_log.jsonl",
+        "plots/training_curves.png",
+        "validation/confusion_matrix.png",
+    ):
+        assert (run / name).exists(), name
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(0 <= r["mIoU"] <= 1 for r in records)
+    labeled = (run / "splits" / "labeled.txt").read_text().split()
+    unlabeled = (run / "splits" / "unlabeled.txt").read_text().split()
+    assert labeled and unlabeled and not set(labeled) & set(unlabeled)
+    best = torch.load(run / "checkpoints" / "best.pt", weights_only=False)
+    for key in (
+        "model",
+        "state_dict",
+        "classes",
+        "palette",
+        "bands",
+        "normalization",
+        "chip_size",
+        "rsseg_version",
+    ):
+        assert key in best
+    assert "train_state" not in best
+
+    r = cli("evaluate", "--json")
+    assert r.code == 0, r.err
+    metrics = json.loads(r.out)
+    assert metrics["split"] == "val" and 0 <= metrics["mean_iou"] <= 1
+    assert (run / "eval" / "val" / "metrics.json").exists()
+    assert (run / "eval" / "val" / "confusion_matrix.csv").exists()
+
+
+def test_resume_gives_the_same_weights(dataset, tmp_path):
+    from rsseg_cli.data.chipset import ChipDataset
+    from rsseg_cli.train import run_training
+
+    cfg = load_config(
+        overrides=[
+            *TINY_TRAIN,
+            "train.method=fixmatch",
+            "train.labeled=1/4",
+            "train.iterations=6",
+            "train.eval_every=3",
+        ]
+    )
+    straight = run_training(dataset, cfg, out=tmp_path / "straight")
+
+    # Stopped after 3 steps (as a time-limited cluster job would be), then resumed.
+    run_training(dataset, cfg, out=tmp_path / "resumed", stop_after=3)
+    half = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)
+    assert half["train_state"]["step"] == 3
+    run_training(dataset, cfg, out=tmp_path / "resumed", resume=True)
+
+    a = torch.load(straight / "checkpoints" / "last.pt", weights_only=False)["train_state"]
+    b = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["train_state"]
+    assert a["step"] == b["step"] == 6
+    for key in a["student"]:
+        torch.testing.assert_close(a["student"][key], b["student"][key], rtol=0, atol=0)
+    for key in a["teacher"]:
+        torch.testing.assert_close(a["teacher"][key], b["teacher"][key], rtol=0, atol=0)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [3, 6]
+    assert ChipDataset.open(dataset).num_classes == 7
+
+
+def _torchrun(nproc: int, args: list[str], cwd: Path) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(nproc),
+        "--master_port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "rsseg_cli",
+        *args,
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _args(dataset: Path, out: Path, *sets: str) -> list[str]:
+    args = ["train", "--data", str(dataset), "--out", str(out)]
+    for s in [*TINY_TRAIN, *sets]:
+        args += ["--set", s]
+    return args
+
+
+def test_ddp_step_matches_single_process_step(dataset, tmp_path):
+    """Supervised: one step on 2 processes with batch 2 each equals one step on 1 process with batch 4."""
+    common = [
+        "train.method=supervised",
+        "train.labeled=1/1",
+        "train.iterations=1",
+        "train.eval_every=1",
+        "train.lr=1e-3",
+    ]
+    one = _torchrun(1, _args(dataset, tmp_path / "one", *common, "train.batch_size=4"), tmp_path)
+    out1 = one.communicate(timeout=600)
+    two = _torchrun(2, _args(dataset, tmp_path / "two", *common, "train.batch_size=2"), tmp_path)
+    out2 = two.communicate(timeout=600)
+    assert one.returncode == 0, out1[1][-3000:]
+    assert two.returncode == 0, out2[1][-3000:]
+    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=False)["train_state"]["student"]
+    b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=False)["train_state"]["student"]
+    init = tiny_segmenter().state_dict()
+    moved = 0
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-5)
+        moved += int(not torch.equal(a[key], init[key]) if a[key].shape == init[key].shape else 1)
+    assert moved > 0
+
+
+def test_ddp_semi_supervised_runs_and_resumes(dataset, tmp_path):
+    sets = ["train.method=unimatch-v2", "train.labeled=1/4", "train.iterations=8", "train.eval_every=2"]
+    proc = _torchrun(2, _args(dataset, tmp_path / "run", *sets), tmp_path)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert last.exists()
+    stopped = torch.load(last, weights_only=False)["train_state"]["step"]
+    assert stopped < 8
+    again = _torchrun(2, [*_args(dataset, tmp_path / "run", *sets), "--resume"], tmp_path)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-3000:]
+    assert torch.load(last, weights_only=False)["train_state"]["step"] == 8
+    steps = [json.loads(x)["step"] for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 8
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["world_size"] == 2
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["method"] == "unimatch-v2"
