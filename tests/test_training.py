@@ -228,7 +228,7 @@ def test_ddp_step_matches_single_process_step(dataset, tmp_path):
     moved = 0
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-5)
-        moved += int(not torch.equal(a[key], init[key]) if a[key].shape == init[key].shape else 1)
+        moved += 0 if a[key].shape == init[key].shape and torch.equal(a[key], init[key]) else 1
     assert moved > 0
 
 
