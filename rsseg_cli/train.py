@@ -179,6 +179,9 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             precision,
         )
 
+    import torch
+
+    torch.manual_seed(cfg.seed)  # the same initial weights for the same seed (and on every DDP process)
     model = build_model(mconf, "none" if resuming else cfg.model.weights)
     method = build_method(cfg.train.method, num_classes=data.num_classes, tau=cfg.train.tau)
     spec = RunSpec(

