@@ -18,7 +18,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=2048, help="sample scene side in pixels")
     parser.add_argument("--chip", type=int, default=64)
     parser.add_argument("--crop", type=int, default=64)
@@ -43,10 +45,15 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / f"data_{args.size}_{args.chip}"
     if not (data / "dataset.yaml").exists():
-        sample = generate_sample(args.work / "sample", height=args.size, width=args.size, seed=args.seed,
-                                 name=f"scene_{args.size}")
-        tile_scenes([sample.scene], [sample.labels], data,
-                    load_config(overrides=[f"tile.chip_size={args.chip}", "tile.split.block_size=4"]))
+        sample = generate_sample(
+            args.work / "sample", height=args.size, width=args.size, seed=args.seed, name=f"scene_{args.size}"
+        )
+        tile_scenes(
+            [sample.scene],
+            [sample.labels],
+            data,
+            load_config(overrides=[f"tile.chip_size={args.chip}", "tile.split.block_size=4"]),
+        )
     common = [
         "model.weights=none",
         f"model.backbone_kwargs={{depth: {args.depth}, embed_dim: {args.dim}, num_heads: 3, patch_size: 8, "
@@ -75,22 +82,30 @@ def main() -> None:
             run_training(data, cfg, out=out)
         records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         info = json.loads((out / "run.json").read_text())
-        results.append({
-            "method": method,
-            "labeled": labeled,
-            "labeled_chips": info["labeled_chips"],
-            "best": max(r["mIoU"] for r in records),
-            "final": records[-1]["mIoU"],
-            "minutes": (time.perf_counter() - t0) / 60,
-        })
-    base = next((r["best"] for r in results if r["method"] == "supervised" and r["labeled"] == args.labeled), None)
-    print(f"\nsample {args.size} px, chips {args.chip}, crop {args.crop}, {args.steps} steps, batch {args.batch}"
-          f"+{args.batch}, ViT depth {args.depth} dim {args.dim} (random init), tau {args.tau}, seed {args.seed}")
+        results.append(
+            {
+                "method": method,
+                "labeled": labeled,
+                "labeled_chips": info["labeled_chips"],
+                "best": max(r["mIoU"] for r in records),
+                "final": records[-1]["mIoU"],
+                "minutes": (time.perf_counter() - t0) / 60,
+            }
+        )
+    base = next(
+        (r["best"] for r in results if r["method"] == "supervised" and r["labeled"] == args.labeled), None
+    )
+    print(
+        f"\nsample {args.size} px, chips {args.chip}, crop {args.crop}, {args.steps} steps, batch {args.batch}"
+        f"+{args.batch}, ViT depth {args.depth} dim {args.dim} (random init), tau {args.tau}, seed {args.seed}"
+    )
     print(f"{'method':<14}{'labeled':>9}{'chips':>7}{'best mIoU':>11}{'final':>8}{'vs sup':>9}{'min':>6}")
     for r in results:
         ratio = f"{r['best'] / base:8.2f}x" if base else ""
-        print(f"{r['method']:<14}{r['labeled']:>9}{r['labeled_chips']:>7}{100 * r['best']:10.1f}%"
-              f"{100 * r['final']:7.1f}%{ratio:>9}{r['minutes']:6.1f}")
+        print(
+            f"{r['method']:<14}{r['labeled']:>9}{r['labeled_chips']:>7}{100 * r['best']:10.1f}%"
+            f"{100 * r['final']:7.1f}%{ratio:>9}{r['minutes']:6.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -180,7 +180,9 @@ def train(
     ] = False,
     stop_after: Annotated[
         int | None,
-        typer.Option(help="Stop and save after this step (the schedule still spans the whole run); --resume later."),
+        typer.Option(
+            help="Stop and save after this step (the schedule still spans the whole run); --resume later."
+        ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
     precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16.")] = None,

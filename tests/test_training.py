@@ -222,13 +222,22 @@ def test_ddp_step_matches_single_process_step(dataset, tmp_path):
     out2 = two.communicate(timeout=600)
     assert one.returncode == 0, out1[1][-3000:]
     assert two.returncode == 0, out2[1][-3000:]
-    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=False)["train_state"]["student"]
-    b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=False)["train_state"]["student"]
+    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=False)["train_state"]
+    b = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=False)["train_state"]
+    # After one AdamW step the first moment is 0.1 x the gradient: the averaged DDP gradient must equal the
+    # single-process gradient of the same global batch.
+    moments_a = a["optimizer"]["state"]
+    moments_b = b["optimizer"]["state"]
+    assert moments_a.keys() == moments_b.keys() and len(moments_a) > 10
+    for k in moments_a:
+        torch.testing.assert_close(moments_a[k]["exp_avg"], moments_b[k]["exp_avg"], rtol=1e-3, atol=1e-7)
+    # Weights agree to a small fraction of the step size (Adam's first step is ~lr x sign(gradient), which
+    # float noise can flip for near-zero gradients).
     torch.manual_seed(0)  # the run's seed: its initial weights
     init = tiny_segmenter().state_dict()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=2e-5)
-    assert any(not torch.equal(a[k], init[k]) for k in a), "the step changed nothing"
+    for key in a["student"]:
+        torch.testing.assert_close(a["student"][key], b["student"][key], rtol=0, atol=2e-4)
+    assert any(not torch.equal(a["student"][k], init[k]) for k in init), "the step changed nothing"
 
 
 def test_ddp_semi_supervised_runs_and_resumes(dataset, tmp_path):
