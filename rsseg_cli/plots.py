@@ -36,7 +36,8 @@ def training_curves(run_dir: Path) -> Path:
         twin.set_ylabel("confident pseudo-label share")
     axes[0].set_title("training loss")
     axes[0].set_xlabel("step")
-    axes[0].legend(loc="upper right")
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(loc="upper right")
     axes[1].plot(steps, [r["lr"] for r in train])
     axes[1].set_title("backbone learning rate")
     axes[1].set_xlabel("step")

@@ -144,6 +144,11 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
 
     norm = Normalization.from_dataset(data.meta["statistics"], band_map)
     mconf = model_config(cfg, data.num_classes, len(data.band_names), band_map)
+    # Build (and download) the model before writing anything, so a failed download leaves no empty run.
+    import torch
+
+    torch.manual_seed(cfg.seed)  # the same initial weights for the same seed (and on every DDP process)
+    model = build_model(mconf, "none" if resuming else cfg.model.weights)
     if dist.main and not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(run_dir / "config.yaml") as tmp:
@@ -179,10 +184,6 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             precision,
         )
 
-    import torch
-
-    torch.manual_seed(cfg.seed)  # the same initial weights for the same seed (and on every DDP process)
-    model = build_model(mconf, "none" if resuming else cfg.model.weights)
     method = build_method(cfg.train.method, num_classes=data.num_classes, tau=cfg.train.tau)
     spec = RunSpec(
         cfg,

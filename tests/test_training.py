@@ -261,3 +261,62 @@ def test_ddp_semi_supervised_runs_and_resumes(dataset, tmp_path):
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["world_size"] == 2
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["method"] == "unimatch-v2"
+
+
+def _train(cli, dataset, *args):
+    return cli("train", "--data", dataset, *args)
+
+
+def test_default_model_offline_names_model_and_local_file(dataset, tmp_path, cli, monkeypatch):
+    """`rsseg train --labeled 1/8` uses DINOv2-S with hub weights: offline it stops with the download message."""
+    import huggingface_hub.constants
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    r = _train(cli, dataset, "--labeled", "1/8")
+    assert r.code == 2, r.err
+    text = " ".join(r.err.split())
+    assert "vit_small_patch14_dinov2" in text and "model.weights=" in text
+    assert not (tmp_path / "runs").exists()  # nothing half-made
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--method", "mean-teacher"], "train.method"),
+        (["--labeled", "3/2"], "at most 1"),
+        (["--labeled", "1/1000"], "leaves no labeled chip"),
+        (["--set", "model.band_map=[0, 1, 2]"], "model.band_map has 3 entries"),
+        (["--labeled", "1/8", "--device", "cuda"], "no CUDA GPU"),
+    ],
+    ids=["unknown-method", "ratio-above-1", "no-labeled-chip", "band-count", "no-gpu"],
+)
+def test_train_bad_input(dataset, tmp_path, cli, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    sets = []
+    for s in TINY_MODEL:
+        sets += ["--set", s]
+    r = _train(cli, dataset, *args, *sets)
+    assert r.code == 2, r.err
+    assert needle in " ".join(r.err.split()) and "Traceback" not in r.err
+
+
+def test_dataset_without_val_split(tmp_path, cli, monkeypatch):
+    from rsseg_cli.data.sample import generate_sample
+    from rsseg_cli.data.tiling import tile_scenes
+
+    sample = generate_sample(tmp_path / "s", height=256, width=256)
+    cfg = load_config(overrides=["tile.chip_size=64", "tile.split.fractions={train: 1.0}"])
+    tile_scenes([sample.scene], [sample.labels], tmp_path / "data", cfg)
+    monkeypatch.chdir(tmp_path)
+    r = _train(cli, tmp_path / "data", "--labeled", "1/2", "--set", "model.weights=none")
+    assert r.code == 2 and "no labeled chips in its val split" in " ".join(r.err.split())
+
+
+def test_missing_dataset(tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("train", "--labeled", "1/8")
+    assert r.code == 2 and "not an rsseg dataset" in r.err and "rsseg tile" in r.err

@@ -130,7 +130,7 @@ def read_dataset(root: Path) -> tuple[dict, pd.DataFrame]:
     if not meta_path.exists():
         raise UserError(
             f"{root} is not an rsseg dataset (no {DATASET_FILE}). Create one with "
-            "`rsseg tile SCENE.tif --labels LABELS.tif --out {root}`."
+            f"`rsseg tile SCENE.tif --labels LABELS.tif --out {root}`."
         )
     meta = yaml.safe_load(meta_path.read_text())
     chips = pd.read_csv(root / CHIPS_CSV, keep_default_na=False)
