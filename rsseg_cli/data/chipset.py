@@ -83,8 +83,13 @@ class _Chips(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def generator(self, index: int) -> torch.Generator:
-        return torch.Generator().manual_seed(hash((self.seed, self.epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+    def generator(self, index: int, epoch: int | None = None) -> torch.Generator:
+        epoch = self.epoch if epoch is None else epoch
+        return torch.Generator().manual_seed(hash((self.seed, epoch, index)) & 0x7FFF_FFFF_FFFF_FFFF)
+
+    def _key(self, key: int | tuple[int, int]) -> tuple[int, int]:
+        """(epoch, index) from a sampler key, or the dataset's current epoch for a plain index."""
+        return key if isinstance(key, tuple) else (self.epoch, key)
 
 
 class LabeledTrain(_Chips):
@@ -94,10 +99,11 @@ class LabeledTrain(_Chips):
         super().__init__(data, ids, norm, seed)
         self.crop = crop
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = self._key(key)
         image, invalid, mask = read_chip(self.root, self.rows[index], self.norm)
         assert mask is not None, "labeled chip without a label file"
-        image, mask, _ = weak_view(image, mask, invalid, self.crop, self.generator(index))
+        image, mask, _ = weak_view(image, mask, invalid, self.crop, self.generator(index, epoch))
         return {"image": self.norm.standardize(image), "mask": mask}
 
 
@@ -117,12 +123,13 @@ class UnlabeledTrain(_Chips):
         self.crop = crop
         self.rgb = rgb
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        epoch, index = self._key(key)
         row = self.rows[index]
         with rasterio.open(self.root / row.image) as src:
             image = self.norm.stretch(src.read())
             invalid = torch.from_numpy(src.dataset_mask() == 0)
-        g = self.generator(index)
+        g = self.generator(index, epoch)
         placeholder = torch.zeros(invalid.shape, dtype=torch.int64)
         weak, _, ignore = weak_view(image, placeholder, invalid, self.crop, g)
         strong1, strong2 = strong_view(weak, self.rgb, g), strong_view(weak, self.rgb, g)

@@ -30,6 +30,7 @@ class BatchStream:
         self.workers = workers
         self.device = device
         self.epoch = 0
+        self._loader: DataLoader | None = None
         self._it = None
 
     @property
@@ -43,16 +44,17 @@ class BatchStream:
     def _open(self, epoch: int, batch: int) -> None:
         self.epoch = epoch
         self.sampler.set_epoch(epoch, batch)
-        self.dataset.set_epoch(epoch)  # type: ignore[attr-defined]
-        loader = DataLoader(
-            self.dataset,
-            batch_size=self.batch_size,
-            sampler=self.sampler,
-            num_workers=self.workers,
-            pin_memory=self.device.type == "cuda",
-            drop_last=True,
-        )
-        self._it = iter(loader)
+        if self._loader is None:
+            self._loader = DataLoader(
+                self.dataset,
+                batch_size=self.batch_size,
+                sampler=self.sampler,
+                num_workers=self.workers,
+                pin_memory=self.device.type == "cuda",
+                drop_last=True,
+                persistent_workers=self.workers > 0,  # no process start-up at every epoch
+            )
+        self._it = iter(self._loader)
 
     def next(self) -> dict[str, Any]:
         assert self._it is not None, "start() first"

@@ -13,7 +13,10 @@ import torch
 from torch.utils.data import Sampler
 
 
-class EpochSampler(Sampler[int]):
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields (epoch, index): the epoch travels with each index, so persistent loader workers (which hold
+    their own copy of the dataset) draw each sample's augmentation from (seed, epoch, index) too."""
+
     def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
         self.size = size
         self.batch_size = batch_size
@@ -40,9 +43,9 @@ class EpochSampler(Sampler[int]):
             order.extend(torch.randperm(self.size, generator=g).tolist())
         return order[:needed]
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         mine = self._order()[self.rank :: self.world]
-        return iter(mine[self.start_batch * self.batch_size :])
+        return iter([(self.epoch, i) for i in mine[self.start_batch * self.batch_size :]])
 
     def __len__(self) -> int:
         return (self.batches_per_epoch - self.start_batch) * self.batch_size
