@@ -255,12 +255,13 @@ def demo(
         "demo"
     ),
     size: Annotated[int, typer.Option(help="Side of the generated sample scene in pixels.")] = 2048,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 300,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous demo in --out.")] = False,
 ) -> None:
-    """Run the main job end to end on a generated sample scene."""
+    """Run the main job end to end on a generated sample scene: sample, tile, train, evaluate."""
     from rsseg_cli.demo import run_demo
 
-    run_demo(out, size, overwrite)
+    run_demo(out, size, overwrite, steps)
 
 
 def _on_sigterm(signum, frame) -> None:
