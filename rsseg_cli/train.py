@@ -91,6 +91,8 @@ def run_training(
 
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
+    if not dist.main:
+        log.setLevel(logging.WARNING)  # rank 0 alone reports
     try:
         return _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after)
     finally:

@@ -320,3 +320,51 @@ def test_missing_dataset(tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = cli("train", "--labeled", "1/8")
     assert r.code == 2 and "not an rsseg dataset" in r.err and "rsseg tile" in r.err
+
+
+def test_checkpoint_round_trip(tmp_path):
+    """A saved prediction payload rebuilds the same network: same tensors, same outputs."""
+    from rsseg_cli.engine import checkpoint
+    from rsseg_cli.evaluate_cmd import load_model
+    from rsseg_cli.train import model_config
+
+    torch.manual_seed(3)
+    cfg = load_config(overrides=TINY_MODEL)
+    config = model_config(cfg, 7, 4, [0, 1, 2, None])
+    model = tiny_segmenter().eval()
+    checkpoint.save(tmp_path / "best.pt", {"model": config, "state_dict": model.state_dict()})
+    payload = checkpoint.load(tmp_path / "best.pt")
+    assert payload["rsseg_version"] and payload["kind"] == "rsseg-checkpoint"
+    again = load_model(payload, torch.device("cpu"))
+    x = torch.randn(1, 4, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    from rsseg_cli.errors import UserError
+
+    with pytest.raises(UserError, match="not a readable rsseg checkpoint"):
+        checkpoint.load(tmp_path / "junk.pt")
+    torch.save({"a": 1}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="not an rsseg checkpoint"):
+        checkpoint.load(tmp_path / "other.pt")
+
+
+def test_split_file_reuses_a_runs_labeled_chips(dataset, tmp_path):
+    from rsseg_cli.train import run_training
+
+    base = [*TINY_TRAIN, "train.method=supervised", "train.iterations=1", "train.eval_every=1"]
+    first = run_training(
+        dataset, load_config(overrides=[*base, "train.labeled=1/4", "seed=5"]), out=tmp_path / "a"
+    )
+    labeled = (first / "splits" / "labeled.txt").read_text()
+    second = run_training(
+        dataset,
+        load_config(overrides=[*base, "seed=9"]),
+        out=tmp_path / "b",
+        split_file=first / "splits" / "labeled.txt",
+    )
+    assert (second / "splits" / "labeled.txt").read_text() == labeled
+    other = run_training(
+        dataset, load_config(overrides=[*base, "train.labeled=1/4", "seed=9"]), out=tmp_path / "c"
+    )
+    assert (other / "splits" / "labeled.txt").read_text() != labeled

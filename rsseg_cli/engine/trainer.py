@@ -210,7 +210,7 @@ class Trainer:
                 self.step += 1
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                     means = {k: sum(v) / len(v) for k, v in window.items()}
-                    bar.advance(0, **{k: f"{v:.3g}" for k, v in means.items()})
+                    bar.advance(0, **{k: f"{v:.3g}" for k, v in means.items()}, lr=f"{self._lr():.2e}")
                     if main:
                         self._append("train_log.jsonl", {"step": self.step, **means, "lr": self._lr()})
                 bar.advance(1)
