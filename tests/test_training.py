@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -368,3 +369,42 @@ def test_split_file_reuses_a_runs_labeled_chips(dataset, tmp_path):
         dataset, load_config(overrides=[*base, "train.labeled=1/4", "seed=9"]), out=tmp_path / "c"
     )
     assert (other / "splits" / "labeled.txt").read_text() != labeled
+
+
+def test_diverging_loss_stops_and_keeps_last_good_checkpoint(dataset, tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", dataset, "--out", tmp_path / "run", "--method", "supervised"]
+    for s in [
+        *TINY_TRAIN,
+        "train.lr=1e30",
+        "train.head_lr_mult=1",
+        "train.eval_every=1",
+        "train.iterations=5",
+    ]:
+        args += ["--set", s]
+    r = cli(*args)
+    assert r.code == 1, r.err
+    text = " ".join(r.err.split())
+    assert "The loss became" in text and "last good checkpoint" in text and "Traceback" not in r.err
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=False)
+    assert 1 <= last["train_state"]["step"] < 5
+
+
+def test_bf16_autocast_step_on_cpu(dataset, tmp_path):
+    from rsseg_cli.train import run_training
+
+    cfg = load_config(
+        overrides=[
+            *TINY_TRAIN,
+            "train.method=fixmatch",
+            "train.labeled=1/4",
+            "train.precision=bf16",
+            "train.iterations=2",
+            "train.eval_every=2",
+        ]
+    )
+    run = run_training(dataset, cfg, out=tmp_path / "bf16")
+    info = json.loads((run / "run.json").read_text())
+    assert info["precision"] == "bf16"
+    records = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["loss"]) for r in records)
