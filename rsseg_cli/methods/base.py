@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsseg_cli.config import IGNORE_INDEX
+from rsseg_cli.data.augment import mix, partner
 
 
 @dataclass
@@ -62,3 +63,15 @@ def confident_share(confidence: torch.Tensor, ignore: torch.Tensor, tau: float) 
     """Share of non-ignored unlabeled pixels whose pseudo-label passes the threshold (shown in progress)."""
     valid = ~ignore
     return ((confidence >= tau) & valid).sum() / valid.sum().clamp(min=1)
+
+
+def cutmix(
+    strong: torch.Tensor,
+    box: torch.Tensor,
+    pseudo: torch.Tensor,
+    confidence: torch.Tensor,
+    ignore: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Paste each sample's batch partner inside `box`: its strong view with its pseudo-label, confidence and
+    ignore mask, so the targets follow the pixels."""
+    return tuple(mix(t, partner(t), box) for t in (strong, pseudo, confidence, ignore))  # type: ignore[return-value]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from rsseg_cli.data.augment import mix, partner
 from rsseg_cli.methods.base import (
     Method,
     StepOutput,
     confident_share,
+    cutmix,
     pseudo_label,
     supervised_loss,
     unsupervised_loss,
@@ -26,12 +26,7 @@ class FixMatch(Method):
         x, mask = labeled["image"], labeled["mask"]
         u = unlabeled
         confidence, pseudo = pseudo_label(teacher, u["weak"])
-        # CutMix: paste the partner's strong view, and its pseudo-label, confidence and ignore mask.
-        box = u["box1"]
-        strong = mix(u["strong1"], partner(u["strong1"]), box)
-        pseudo_m = mix(pseudo, partner(pseudo), box)
-        conf_m = mix(confidence, partner(confidence), box)
-        ignore_m = mix(u["ignore"], partner(u["ignore"]), box)
+        strong, pseudo_m, conf_m, ignore_m = cutmix(u["strong1"], u["box1"], pseudo, confidence, u["ignore"])
 
         logits_x, logits_s = student(torch.cat([x, strong])).split([len(x), len(strong)])
         loss_x = supervised_loss(logits_x, mask)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import torch
 
-from rsseg_cli.data.augment import mix, partner
 from rsseg_cli.methods.base import (
     Method,
     StepOutput,
     confident_share,
+    cutmix,
     pseudo_label,
     supervised_loss,
     unsupervised_loss,
@@ -42,28 +42,22 @@ class UniMatchV2(Method):
         u = unlabeled
         confidence, pseudo = pseudo_label(teacher, u["weak"])
 
-        views, targets = [], []
-        for strong, box in ((u["strong1"], u["box1"]), (u["strong2"], u["box2"])):
-            views.append(mix(strong, partner(strong), box))
-            targets.append(
-                (
-                    mix(pseudo, partner(pseudo), box),
-                    mix(confidence, partner(confidence), box),
-                    mix(u["ignore"], partner(u["ignore"]), box),
-                )
-            )
+        view1, *targets1 = cutmix(u["strong1"], u["box1"], pseudo, confidence, u["ignore"])
+        view2, *targets2 = cutmix(u["strong2"], u["box2"], pseudo, confidence, u["ignore"])
 
         logits_x = student(x)
-        logits_s1, logits_s2 = student(torch.cat(views), feature_transform=complementary_dropout).chunk(2)
+        logits_s1, logits_s2 = student(
+            torch.cat([view1, view2]), feature_transform=complementary_dropout
+        ).chunk(2)
         loss_x = supervised_loss(logits_x, mask)
-        loss_s1 = unsupervised_loss(logits_s1, *targets[0], self.tau)
-        loss_s2 = unsupervised_loss(logits_s2, *targets[1], self.tau)
+        loss_s1 = unsupervised_loss(logits_s1, *targets1, self.tau)
+        loss_s2 = unsupervised_loss(logits_s2, *targets2, self.tau)
         loss = (loss_x + (loss_s1 + loss_s2) / 2) / 2
         return StepOutput(
             loss,
             {
                 "loss_x": loss_x.detach(),
                 "loss_u": ((loss_s1 + loss_s2) / 2).detach(),
-                "confident": confident_share(targets[0][1], targets[0][2], self.tau),
+                "confident": confident_share(targets1[1], targets1[2], self.tau),
             },
         )
