@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--dim", type=int, default=96)
     parser.add_argument("--tau", type=float, default=0.95)
+    parser.add_argument(
+        "--ema-decay", type=float, default=0.996, help="EMA teacher decay cap (recipe: 0.996)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("bench/out/ssl"))
     args = parser.parse_args()
@@ -66,6 +69,7 @@ def main() -> None:
         f"train.lr={args.lr}",
         "train.head_lr_mult=10",
         f"train.tau={args.tau}",
+        f"train.ema_decay={args.ema_decay}",
         "train.workers=2",
         "train.log_every=50",
         f"seed={args.seed}",
@@ -75,7 +79,11 @@ def main() -> None:
         runs.append(("supervised", "1/1"))
     results = []
     for method, labeled in runs:
-        out = args.work / "runs" / f"{method}-{labeled.replace('/', 'of')}-{args.steps}"
+        out = (
+            args.work
+            / "runs"
+            / f"{method}-{labeled.replace('/', 'of')}-{args.steps}-ema{args.ema_decay}-tau{args.tau}"
+        )
         t0 = time.perf_counter()
         cfg = load_config(overrides=[*common, f"train.method={method}", f"train.labeled={labeled}"])
         if not (out / "checkpoints" / "last.pt").exists():

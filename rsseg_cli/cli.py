@@ -254,8 +254,8 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")] = Path(
         "demo"
     ),
-    size: Annotated[int, typer.Option(help="Side of the generated sample scene in pixels.")] = 2048,
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 300,
+    size: Annotated[int, typer.Option(help="Side of the generated sample scene in pixels.")] = 1536,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 200,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous demo in --out.")] = False,
 ) -> None:
     """Run the main job end to end on a generated sample scene: sample, tile, train, evaluate."""
