@@ -19,10 +19,10 @@ log = logging.getLogger("rsseg")
 DEMO_TILE = ["tile.chip_size=128", "tile.split.block_size=2"]
 DEMO_TRAIN = [
     "model.weights=none",
-    "model.backbone_kwargs={depth: 4, embed_dim: 96, num_heads: 3, patch_size: 8, img_size: 96}",
+    "model.backbone_kwargs={depth: 4, embed_dim: 96, num_heads: 3, patch_size: 16, img_size: 128}",
     "train.method=unimatch-v2",
     "train.labeled=1/8",
-    "train.crop=96",
+    "train.crop=128",
     # A short run: an EMA horizon of ~100 steps instead of the recipe's ~250 (tuned for 40k-step runs).
     "train.ema_decay=0.99",
     "train.batch_size=4",
