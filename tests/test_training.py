@@ -408,3 +408,44 @@ def test_bf16_autocast_step_on_cpu(dataset, tmp_path):
     assert info["precision"] == "bf16"
     records = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
     assert all(np.isfinite(r["loss"]) for r in records)
+
+
+def test_train_from_a_local_weights_file(dataset, tmp_path):
+    """model.weights = a local file: the offline-cluster path, through timm's own loader."""
+    from safetensors.torch import save_file
+
+    from rsseg_cli.compat import import_torchvision
+    from rsseg_cli.train import run_training
+
+    import_torchvision()
+    import timm
+
+    torch.manual_seed(11)
+    donor = timm.create_model(
+        "vit_small_patch14_dinov2",
+        pretrained=False,
+        num_classes=0,
+        depth=2,
+        embed_dim=48,
+        num_heads=3,
+        patch_size=8,
+        img_size=64,
+    )
+    path = tmp_path / "dinov2_tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(path))
+    overrides = [s for s in TINY_TRAIN if not s.startswith("model.weights")]
+    cfg = load_config(
+        overrides=[
+            *overrides,
+            f"model.weights={path}",
+            "train.method=supervised",
+            "train.iterations=1",
+            "train.eval_every=1",
+        ]
+    )
+    run = run_training(dataset, cfg, out=tmp_path / "run")
+    # The run started from the file: block weights the single small step barely moved are close to the donor's.
+    student = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["student"]
+    key = "blocks.1.mlp.fc2.weight"
+    got = student[f"backbone.model.{key}"]
+    assert (got - donor.state_dict()[key]).abs().max() < 1e-3
