@@ -449,3 +449,27 @@ def test_train_from_a_local_weights_file(dataset, tmp_path):
     key = "blocks.1.mlp.fc2.weight"
     got = student[f"backbone.model.{key}"]
     assert (got - donor.state_dict()[key]).abs().max() < 1e-3
+
+
+def test_evaluate_bad_input(dataset, tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = cli("evaluate")
+    assert r.code == 2 and "no run" in r.err.lower() and "--checkpoint" in r.err
+    r = cli("evaluate", "--checkpoint", tmp_path / "missing.pt", "--data", dataset)
+    assert r.code == 2 and "does not exist" in r.err
+    # A checkpoint trained on 4 bands against a 3-band dataset.
+    from rsseg_cli.data.sample import generate_sample
+    from rsseg_cli.data.tiling import tile_scenes
+    from rsseg_cli.train import run_training
+
+    run = run_training(
+        dataset,
+        load_config(
+            overrides=[*TINY_TRAIN, "train.method=supervised", "train.iterations=1", "train.eval_every=1"]
+        ),
+        out=tmp_path / "run",
+    )
+    rgb = generate_sample(tmp_path / "rgb", height=256, width=256, bands=3)
+    tile_scenes([rgb.scene], [rgb.labels], tmp_path / "rgbdata", load_config(overrides=["tile.chip_size=64"]))
+    r = cli("evaluate", "--checkpoint", run / "checkpoints" / "best.pt", "--data", tmp_path / "rgbdata")
+    assert r.code == 2 and "trained on 4 bands" in " ".join(r.err.split())
