@@ -191,6 +191,7 @@ class Trainer:
             self.unlabeled.start(self.step)
         self.student.train()
         window: dict[str, list[float]] = {}
+        recent: dict[str, list[float]] = {}
         t0 = time.perf_counter()
         main = spec.dist.main
         with progress("train", self.total_steps, unit="steps") if main else _nullbar() as bar:
@@ -206,18 +207,19 @@ class Trainer:
                     raise Interrupted(f"stopped at step {self.step}")
                 logs = self._one_step()
                 for k, v in logs.items():
-                    window.setdefault(k, []).append(v)
+                    window.setdefault(k, []).append(v)  # since the last validation
+                    recent.setdefault(k, []).append(v)  # since the last log line
                 self.step += 1
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
-                    means = {k: sum(v) / len(v) for k, v in window.items()}
+                    means = _means(recent)
+                    recent = {}
                     bar.advance(0, **{k: f"{v:.3g}" for k, v in means.items()}, lr=f"{self._lr():.2e}")
                     if main:
                         self._append("train_log.jsonl", {"step": self.step, **means, "lr": self._lr()})
                 bar.advance(1)
                 if self.step % self.eval_every == 0 or self.step == self.total_steps:
-                    means = {k: sum(v) / len(v) for k, v in window.items()}
+                    self._evaluate(_means(window), time.perf_counter() - t0)
                     window = {}
-                    self._evaluate(means, time.perf_counter() - t0)
         if self.step < self.total_steps:
             self.save_last()
             log.info(
@@ -324,6 +326,10 @@ class Trainer:
     def _append(self, name: str, record: dict) -> None:
         with open(self.spec.run_dir / name, "a") as f:
             f.write(json.dumps(record) + "\n")
+
+
+def _means(values: dict[str, list[float]]) -> dict[str, float]:
+    return {k: sum(v) / len(v) for k, v in values.items() if v}
 
 
 class _StopRequests:
