@@ -102,7 +102,6 @@ def run_training(
 def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Path:
     precision = resolve_precision(cfg.train.precision, device)
     data = ChipDataset.open(data_dir)
-    band_map = _check_dataset(data, cfg)
 
     if out is None and resume:
         from rsseg_cli.runs import latest_run
@@ -130,6 +129,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     elif resume:
         raise UserError(f"There is nothing to resume in {run_dir} (no checkpoints/last.pt).")
 
+    band_map = _check_dataset(data, cfg)  # after a resume has restored the run's own configuration
     train_labeled = data.split("train", labeled=True)
     known = set(train_labeled["id"])
     if resuming:
