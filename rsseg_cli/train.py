@@ -181,7 +181,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             len(labeled_ids),
             len(unlabeled_ids),
             len(val_ids),
-            cfg.model.backbone,
+            _model_name(cfg),
             device,
             precision,
         )
@@ -213,6 +213,12 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             run_dir / "checkpoints",
         )
     return run_dir
+
+
+def _model_name(cfg: Config) -> str:
+    m = cfg.model
+    extra = ", ".join(f"{k} {v}" for k, v in m.backbone_kwargs.items())
+    return f"{m.backbone} ({extra}, weights {m.weights})" if extra else f"{m.backbone} (weights {m.weights})"
 
 
 def _essential(cfg: Config) -> dict:
