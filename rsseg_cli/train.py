@@ -36,6 +36,8 @@ def model_config(cfg: Config, num_classes: int, in_chans: int, band_map: list[in
         "band_map": band_map,
         "taps": m.taps,
         "backbone_kwargs": dict(m.backbone_kwargs),
+        "head_features": m.head_features,
+        "head_channels": m.head_channels,
     }
 
 
@@ -50,6 +52,8 @@ def build_model(config: dict, weights: str):
         in_chans=config["in_chans"],
         band_map=config["band_map"],
         taps=config["taps"],
+        features=config.get("head_features"),
+        out_channels=config.get("head_channels"),
         **config["backbone_kwargs"],
     )
 
