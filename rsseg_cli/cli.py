@@ -255,7 +255,7 @@ def demo(
         "demo"
     ),
     size: Annotated[int, typer.Option(help="Side of the generated sample scene in pixels.")] = 1536,
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 150,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 500,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous demo in --out.")] = False,
 ) -> None:
     """Run the main job end to end on a generated sample scene: sample, tile, train, evaluate."""

@@ -36,7 +36,7 @@ DEMO_TRAIN = [
 ]
 
 
-def run_demo(out: Path, size: int, overwrite: bool, steps: int = 150) -> None:
+def run_demo(out: Path, size: int, overwrite: bool, steps: int = 500) -> None:
     from rsseg_cli.data.tiling import tile_scenes
     from rsseg_cli.evaluate_cmd import run_evaluate
     from rsseg_cli.report import print_tile_summary
