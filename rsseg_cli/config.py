@@ -139,7 +139,9 @@ class ModelConfig(Strict):
     backbone_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="extra constructor arguments (tests build tiny models with these)"
     )
-    head_features: int | None = Field(default=None, ge=8, description="DPT fusion width; default from the preset")
+    head_features: int | None = Field(
+        default=None, ge=8, description="DPT fusion width; default from the preset"
+    )
     head_channels: list[int] | None = Field(
         default=None, min_length=4, max_length=4, description="DPT per-level widths; default from the preset"
     )
