@@ -213,16 +213,122 @@ def evaluate(
         Path | None, typer.Option(help="Default: the latest run's best checkpoint.")
     ] = None,
     data: Annotated[Path | None, typer.Option(help="Dataset folder (default: the run's dataset).")] = None,
-    split: Annotated[str, typer.Option(help="Split to evaluate: val or test.")] = "val",
+    split: Annotated[str | None, typer.Option(help="Split to evaluate: val or test (default: val).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the metrics JSON on stdout.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    pred: Annotated[
+        Path | None,
+        typer.Option(help="Scene mode: a predicted class mask (rsseg predict) to score against --labels."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(help="Scene mode: label raster on the mask's grid, or vector labels (any CRS)."),
+    ] = None,
+    label_field: Annotated[
+        str | None, typer.Option(help="Scene mode: the vector labels' class field (default: class).")
+    ] = None,
+    reproject_labels: Annotated[
+        bool, typer.Option(help="Scene mode: resample a label raster on another grid (nearest).")
+    ] = False,
+    all_touched: Annotated[
+        bool, typer.Option(help="Scene mode: vector labels burn every pixel a polygon touches.")
+    ] = False,
 ) -> None:
-    """Measure a checkpoint on a split: OA, mIoU, per-class IoU/F1/precision/recall, FWIoU, kappa."""
+    """Measure a checkpoint on a split, or a predicted mask against labels over a whole scene (--pred,
+    --labels): OA, mIoU, per-class IoU/F1/precision/recall, FWIoU, kappa."""
+    scene_only = {
+        "--labels": labels is not None,
+        "--label-field": label_field is not None,
+        "--reproject-labels": reproject_labels,
+        "--all-touched": all_touched,
+    }
+    if pred is not None:
+        chip_only = {"--checkpoint": checkpoint, "--data": data, "--split": split}
+        mixed = [name for name, value in chip_only.items() if value is not None]
+        if mixed:
+            raise UserError(
+                f"{', '.join(mixed)} belong to checkpoint evaluation on dataset chips and do not apply with "
+                "--pred, which scores a predicted mask against --labels. Use either --pred MASK --labels LABELS, or "
+                "--checkpoint/--data/--split without --pred."
+            )
+        if labels is None:
+            raise UserError(
+                f"--pred {pred} needs the ground truth to compare with: add --labels LABELS.tif or "
+                "--labels LABELS.gpkg (a label raster on the mask's grid, or vector labels)."
+            )
+        from rsseg_cli.evaluation.scene import evaluate_scene
+
+        evaluate_scene(
+            pred,
+            labels,
+            label_field=label_field,
+            reproject=reproject_labels,
+            all_touched=all_touched,
+            out=out,
+            as_json=json_,
+        )
+        return
+    given = [name for name, on in scene_only.items() if on]
+    if given:
+        raise UserError(
+            f"{', '.join(given)} apply to scene evaluation only: add --pred MASK.tif (a mask written by "
+            "`rsseg predict`) to score it against the labels."
+        )
     from rsseg_cli.evaluate_cmd import run_evaluate
 
-    run_evaluate(checkpoint, data, split, out, json_, device, precision)
+    run_evaluate(checkpoint, data, split or "val", out, json_, device, precision)
+
+
+@app.command()
+@guarded
+def predict(
+    scenes: Annotated[list[str], typer.Argument(help="GeoTIFF scenes or quoted globs ('tiles/*.tif').")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Class mask (.tif, a COG) or, for several scenes, a folder.")
+    ],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Default: the latest run's best checkpoint.")
+    ] = None,
+    vector: Annotated[
+        Path | None, typer.Option(help="Also write polygons: FILE.gpkg (raster CRS), FILE.geojson (EPSG:4326) or a folder.")
+    ] = None,
+    probs: Annotated[
+        Path | None,
+        typer.Option(help="Also write per-class probabilities (uint8, p x 255) and a confidence band: FILE.tif or a folder."),
+    ] = None,
+    overlap: Annotated[float, typer.Option(help="Window overlap, 0 to <1.")] = 0.25,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 8,
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip (4 views) or d4 (8 views).")] = "none",
+    window: Annotated[int | None, typer.Option(help="Window size in pixels (default: the training crop).")] = None,
+    bands: Annotated[
+        str | None, typer.Option(help="Bands to read, e.g. '3,2,1' or 'red,green,blue' (default: as in training).")
+    ] = None,
+    compress: Annotated[str, typer.Option(help="COG compression: deflate, zstd or lzw.")] = "deflate",
+    sieve: Annotated[int, typer.Option(help="With --vector: merge blobs smaller than this many pixels.")] = 4,
+    min_area: Annotated[float, typer.Option(help="With --vector: drop polygons smaller than this (m²).")] = 0.0,
+    simplify: Annotated[float, typer.Option(help="With --vector: simplification tolerance (m).")] = 0.0,
+    pixel_space: Annotated[
+        bool, typer.Option(help="Accept scenes without a CRS (outputs are then in pixel coordinates).")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16/fp16 on GPU), fp32, bf16 or fp16.")] = "auto",
+) -> None:
+    """Predict whole scenes with streaming sliding windows into COG class masks (and probabilities, polygons)."""
+    from rsseg_cli.predict_cmd import PredictOptions, run_predict
+
+    opts = PredictOptions(
+        overlap=overlap,
+        batch_size=batch_size,
+        tta=tta,
+        window=window,
+        bands=_parse_bands(bands),
+        pixel_space=pixel_space,
+        compress=compress,
+        vector={"sieve": sieve, "min_area_m2": min_area, "simplify": simplify} if vector else {},
+    )
+    run_predict(scenes, out, checkpoint, probs, vector, opts, device, precision)
 
 
 @app.command()
