@@ -292,22 +292,34 @@ def predict(
         Path | None, typer.Option(help="Default: the latest run's best checkpoint.")
     ] = None,
     vector: Annotated[
-        Path | None, typer.Option(help="Also write polygons: FILE.gpkg (raster CRS), FILE.geojson (EPSG:4326) or a folder.")
+        Path | None,
+        typer.Option(
+            help="Also write polygons: FILE.gpkg (raster CRS), FILE.geojson (EPSG:4326) or a folder."
+        ),
     ] = None,
     probs: Annotated[
         Path | None,
-        typer.Option(help="Also write per-class probabilities (uint8, p x 255) and a confidence band: FILE.tif or a folder."),
+        typer.Option(
+            help="Also write per-class probabilities (uint8, p x 255) and a confidence band: FILE.tif or a folder."
+        ),
     ] = None,
     overlap: Annotated[float, typer.Option(help="Window overlap, 0 to <1.")] = 0.25,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 8,
-    tta: Annotated[str, typer.Option(help="Test-time augmentation: none, flip (4 views) or d4 (8 views).")] = "none",
-    window: Annotated[int | None, typer.Option(help="Window size in pixels (default: the training crop).")] = None,
+    tta: Annotated[
+        str, typer.Option(help="Test-time augmentation: none, flip (4 views) or d4 (8 views).")
+    ] = "none",
+    window: Annotated[
+        int | None, typer.Option(help="Window size in pixels (default: the training crop).")
+    ] = None,
     bands: Annotated[
-        str | None, typer.Option(help="Bands to read, e.g. '3,2,1' or 'red,green,blue' (default: as in training).")
+        str | None,
+        typer.Option(help="Bands to read, e.g. '3,2,1' or 'red,green,blue' (default: as in training)."),
     ] = None,
     compress: Annotated[str, typer.Option(help="COG compression: deflate, zstd or lzw.")] = "deflate",
     sieve: Annotated[int, typer.Option(help="With --vector: merge blobs smaller than this many pixels.")] = 4,
-    min_area: Annotated[float, typer.Option(help="With --vector: drop polygons smaller than this (m²).")] = 0.0,
+    min_area: Annotated[
+        float, typer.Option(help="With --vector: drop polygons smaller than this (m²).")
+    ] = 0.0,
     simplify: Annotated[float, typer.Option(help="With --vector: simplification tolerance (m).")] = 0.0,
     pixel_space: Annotated[
         bool, typer.Option(help="Accept scenes without a CRS (outputs are then in pixel coordinates).")

@@ -92,18 +92,18 @@ def select_bands(src: rasterio.DatasetReader, bands: list[int | str] | None, pat
             if not 1 <= idx <= src.count:
                 raise UserError(
                     f"Band {idx} was selected but {path} has bands 1..{src.count} ({', '.join(names)}). "
-                    "Fix tile.bands (1-based indices or band names)."
+                    "Fix the band selection (tile.bands or --bands: 1-based indices or band names)."
                 )
         else:
             if b.lower() not in lowered:
                 raise UserError(
                     f"Band {b!r} was selected but {path} has the bands {', '.join(names)}. "
-                    "Fix tile.bands (1-based indices or band names)."
+                    "Fix the band selection (tile.bands or --bands: 1-based indices or band names)."
                 )
             idx = lowered.index(b.lower()) + 1
         chosen.append(idx)
     if len(set(chosen)) != len(chosen):
-        raise UserError(f"tile.bands selects a band twice ({bands}); list each band once.")
+        raise UserError(f"The band selection {bands} names a band twice; list each band once.")
     return chosen
 
 

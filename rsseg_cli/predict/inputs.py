@@ -1,0 +1,131 @@
+"""What `rsseg predict` is asked to do: scenes (paths and globs), where each output goes, and whether a
+scene matches what the checkpoint was trained on (bands, dtype)."""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsseg_cli.errors import UserError
+from rsseg_cli.geo.raster import SceneInfo, describe_scene
+
+RASTER_SUFFIXES = (".tif", ".tiff")
+VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json")
+GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32", "float32": "Float32", "float64": "Float64"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SceneJob:
+    scene: Path
+    mask: Path
+    probs: Path | None = None
+    vector: Path | None = None
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [p for p in (self.mask, self.probs, self.vector) if p is not None]
+
+
+def expand_scenes(args: list[str]) -> list[Path]:
+    """Paths and glob patterns (quoted, so the shell leaves them alone) -> existing files, in order."""
+    found: list[Path] = []
+    for arg in args:
+        if any(ch in arg for ch in "*?["):
+            hits = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
+            if not hits:
+                raise UserError(
+                    f"No file matches {arg!r}. Check the pattern (quote it so the shell passes it on)."
+                )
+            found.extend(hits)
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            raise UserError(f"{path} is a folder. Pass the scenes in it, e.g. '{path}/*.tif' (quoted).")
+        if not path.exists():
+            raise UserError(f"The scene {path} does not exist.")
+        found.append(path)
+    unique: dict[Path, Path] = {}
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() or path.suffix == ""
+
+
+def plan_jobs(scenes: list[Path], out: Path, probs: Path | None, vector: Path | None) -> list[SceneJob]:
+    many = len(scenes) > 1
+    if many and not _is_folder(out):
+        raise UserError(
+            f"{len(scenes)} scenes were given but --out {out} is a file. Pass a folder (--out predictions/): "
+            "each scene's mask is written there as <scene>.tif."
+        )
+    if not _is_folder(out) and out.suffix.lower() not in RASTER_SUFFIXES:
+        raise UserError(f"--out {out} must be a GeoTIFF (.tif) or a folder.")
+    stems: dict[str, Path] = {}
+    for s in scenes:
+        if s.stem in stems:
+            raise UserError(
+                f"The scenes {stems[s.stem]} and {s} share the name {s.stem!r}, so their outputs would "
+                "overwrite each other. Rename one, or predict them into different folders."
+            )
+        stems[s.stem] = s
+
+    def target(
+        option: Path | None, flag: str, suffix: str, allowed: tuple[str, ...], scene: Path
+    ) -> Path | None:
+        if option is None:
+            return None
+        if _is_folder(option):
+            return option / f"{scene.stem}{suffix}"
+        if many:
+            raise UserError(f"With several scenes, {flag} takes a folder (each scene gets its own file).")
+        if option.suffix.lower() not in allowed:
+            raise UserError(f"{flag} {option} must end in {' or '.join(allowed)}, or be a folder.")
+        return option
+
+    jobs = []
+    inputs = {s.resolve() for s in scenes}
+    for s in scenes:
+        job = SceneJob(
+            scene=s,
+            mask=out / f"{s.stem}.tif" if _is_folder(out) else out,
+            probs=target(probs, "--probs", "_probs.tif", RASTER_SUFFIXES, s),
+            vector=target(vector, "--vector", ".gpkg", VECTOR_SUFFIXES, s),
+        )
+        for p in job.outputs:
+            if p.resolve() in inputs:
+                raise UserError(f"The output {p} is one of the input scenes; choose another --out.")
+        if len({p.resolve() for p in job.outputs}) != len(job.outputs):
+            raise UserError(
+                f"Two outputs of {s} have the same path; give --out, --probs and --vector distinct names."
+            )
+        jobs.append(job)
+    return jobs
+
+
+def match_scene(path: Path, payload: dict, bands: list[int | str] | None, pixel_space: bool) -> SceneInfo:
+    """Describe `path` with the checkpoint's band selection, refusing anything the model was not trained on."""
+    trained = payload["bands"]
+    names = [b["name"] for b in trained]
+    indexes = [int(b["index"]) for b in trained]
+    if bands is None and indexes != list(range(1, len(indexes) + 1)):
+        # Training used a subset of the scene's bands: take the same ones.
+        bands = list(indexes)
+    scene = describe_scene(path, bands, pixel_space=pixel_space)
+    if len(scene.band_indexes) != len(trained):
+        raise UserError(
+            f"The checkpoint was trained on {len(trained)} bands ({', '.join(names)}) but {path} gives "
+            f"{len(scene.band_indexes)} ({', '.join(scene.band_names)}). Predict on scenes from the same "
+            f"sensor, or choose {len(trained)} bands with --bands (1-based indices or names)."
+        )
+    dtype = payload.get("dtype")
+    if dtype is not None and scene.dtype != dtype:
+        raise UserError(
+            f"{path} holds {scene.dtype} pixels but the checkpoint was trained on {dtype}, so its stored "
+            f"statistics would not fit. Convert the scene to {dtype} the way the training scenes were made "
+            f"(e.g. gdal_translate -ot {GDAL_TYPES.get(dtype, dtype)}), or train on {scene.dtype} scenes."
+        )
+    return scene

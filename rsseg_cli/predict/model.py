@@ -1,0 +1,111 @@
+"""A checkpoint ready for inference: the network in eval mode, its input normalization, and a batched
+`predict` (autocast on GPU, optional test-time augmentation) returning class probabilities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from rsseg_cli.data.normalize import Normalization
+from rsseg_cli.engine import checkpoint as ckpt
+from rsseg_cli.engine.precision import autocast
+from rsseg_cli.errors import UserError
+
+# Test-time augmentation: the dihedral views of a square window. Each is (forward, inverse) on (B, C, H, W).
+View = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]
+
+
+def _view(k: int, flip: bool) -> View:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        x = torch.rot90(x, k, dims=(2, 3)) if k else x
+        return torch.flip(x, dims=(3,)) if flip else x
+
+    def inverse(y: torch.Tensor) -> torch.Tensor:
+        y = torch.flip(y, dims=(3,)) if flip else y
+        return torch.rot90(y, -k, dims=(2, 3)) if k else y
+
+    return forward, inverse
+
+
+TTA_VIEWS: dict[str, list[View]] = {
+    "none": [_view(0, False)],
+    # identity, horizontal, vertical (= rot 180 + horizontal), both (= rot 180)
+    "flip": [_view(0, False), _view(0, True), _view(2, True), _view(2, False)],
+    "d4": [_view(k, f) for k in range(4) for f in (False, True)],
+}
+
+
+@dataclass
+class InferenceModel:
+    path: Path
+    model: nn.Module
+    payload: dict
+    normalization: Normalization
+    device: torch.device
+    precision: str
+
+    @property
+    def classes(self) -> list[dict]:
+        return self.payload["classes"]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.payload["classes"])
+
+    @property
+    def window(self) -> int:
+        return int(self.payload["crop"])
+
+    def predictor(self, tta: str = "none") -> Callable[[torch.Tensor], torch.Tensor]:
+        """Batch of model inputs (B, C, w, w) on any device -> probabilities (B, K, w, w) on the model's."""
+        if tta not in TTA_VIEWS:
+            raise UserError(f"--tta {tta!r} is not known; use one of {', '.join(TTA_VIEWS)}.")
+        views = TTA_VIEWS[tta]
+        model, device, precision = self.model, self.device, self.precision
+
+        @torch.inference_mode()
+        def predict(x: torch.Tensor) -> torch.Tensor:
+            x = x.to(device, non_blocking=True)
+            total = None
+            for forward, inverse in views:
+                with autocast(precision, device):
+                    logits = model(forward(x))
+                p = inverse(logits.float().softmax(dim=1))
+                total = p if total is None else total.add_(p)
+            assert total is not None
+            return total / len(views) if len(views) > 1 else total
+
+        return predict
+
+    def prepare(self, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
+        """Raw window (C, h, w) -> model input with the checkpoint's stored statistics (never per window).
+        Invalid pixels are set to the band mean (0 after standardization) so nodata does not leak strong
+        values into the predictions of its valid neighbours."""
+        x = self.normalization.standardize(self.normalization.stretch(data))
+        if not valid.all():
+            x[:, torch.from_numpy(~valid)] = 0.0
+        return x
+
+
+def load_inference_model(path: Path, device: torch.device, precision: str) -> InferenceModel:
+    from rsseg_cli.evaluate_cmd import load_model
+
+    payload = ckpt.load(path)
+    missing = [
+        k for k in ("model", "state_dict", "classes", "bands", "normalization", "crop") if k not in payload
+    ]
+    if missing:
+        raise UserError(
+            f"{path} lacks {', '.join(missing)}, which prediction needs. Pass a best.pt or last.pt written "
+            "by this version of `rsseg train`."
+        )
+    model = load_model(payload, device)
+    # The network now owns the weights: drop the checkpoint's copies (and a last.pt's training state).
+    payload = {k: v for k, v in payload.items() if k not in ("state_dict", "train_state")}
+    norm = Normalization.from_dict(payload["normalization"])
+    return InferenceModel(Path(path), model, payload, norm, device, precision)

@@ -1,0 +1,226 @@
+"""`rsseg predict`: scenes -> Cloud-Optimized GeoTIFF class masks (and probabilities, polygons).
+
+Per scene: a loader thread reads and normalizes windows, the model predicts them in batches, the stream
+blends them, a writer thread writes finished block rows to a staging GeoTIFF; then the staging file becomes
+a COG (and polygons), and every output is renamed into place only when all of them are complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rasterio
+from rasterio.windows import Window
+from rich.table import Table
+
+from rsseg_cli.atomic import atomic_file, partial_name, remove_stale_partials
+from rsseg_cli.engine.precision import resolve_device, resolve_precision
+from rsseg_cli.errors import UserError
+from rsseg_cli.geo.raster import SceneInfo, read_window
+from rsseg_cli.predict.cog import COMPRESSIONS, write_cog
+from rsseg_cli.predict.inputs import SceneJob, expand_scenes, match_scene, plan_jobs
+from rsseg_cli.predict.model import InferenceModel, load_inference_model
+from rsseg_cli.predict.stream import StreamPredictor
+from rsseg_cli.predict.writer import OutputPaths, PredictionWriter
+from rsseg_cli.progress import console, progress
+from rsseg_cli.runs import default_checkpoint
+
+log = logging.getLogger("rsseg")
+
+
+@dataclass
+class PredictOptions:
+    overlap: float = 0.25
+    batch_size: int = 8
+    tta: str = "none"
+    window: int | None = None  # default: the checkpoint's training crop
+    bands: list[int | str] | None = None
+    pixel_space: bool = False
+    compress: str = "deflate"
+    vector: dict = field(default_factory=dict)  # options for vectorize_mask
+
+
+@dataclass
+class SceneResult:
+    job: SceneJob
+    height: int
+    width: int
+    windows: int
+    seconds: float
+    model_seconds: float
+    class_pixels: dict[str, int]
+    invalid_pixels: int
+    polygons: int | None = None
+
+    @property
+    def megapixels_per_s(self) -> float:
+        return self.height * self.width / 1e6 / max(self.seconds, 1e-9)
+
+
+@contextlib.contextmanager
+def _scratch(path: Path) -> Iterator[Path]:
+    """A staging file beside `path`, always removed (stale ones from killed runs are removed first)."""
+    staging = path.with_name(f"{path.name}.staging")
+    remove_stale_partials(staging)
+    tmp = partial_name(staging)
+    try:
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.aux.xml").unlink(missing_ok=True)
+
+
+def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: PredictOptions) -> SceneResult:
+    window = opts.window or im.window
+    stream = StreamPredictor(
+        im.predictor(opts.tta),
+        prepare=lambda x: x,  # windows arrive normalized from the loader thread
+        num_classes=im.num_classes,
+        window=window,
+        overlap=opts.overlap,
+        batch_size=opts.batch_size,
+    )
+    plan = stream.plan(scene.height, scene.width)
+    t0 = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        # Final outputs: temp names now, renamed together when the block ends without error.
+        mask_tmp = stack.enter_context(atomic_file(job.mask))
+        probs_tmp = stack.enter_context(atomic_file(job.probs)) if job.probs else None
+        vector_tmp = stack.enter_context(atomic_file(job.vector)) if job.vector else None
+        staging = OutputPaths(
+            mask=stack.enter_context(_scratch(job.mask)),
+            probs=stack.enter_context(_scratch(job.probs)) if job.probs else None,
+            confidence=stack.enter_context(_scratch(job.vector)) if job.vector and not job.probs else None,
+        )
+        src = stack.enter_context(rasterio.open(scene.path))
+
+        def read(row: int, col: int, size: int):
+            data, valid = read_window(src, scene, Window(col, row, size, size))
+            return im.prepare(data, valid), valid
+
+        writer = PredictionWriter(scene, im.classes, staging)
+        try:
+            with progress(f"predict {scene.name}", plan.windows_total, "windows") as bar:
+                stream.run(read, scene.height, scene.width, writer, on_window=bar.advance)
+        except BaseException:
+            writer.close(abort=True)
+            raise
+        writer.close()
+        write_cog(staging.mask, mask_tmp, "classes", opts.compress)
+        if job.probs:
+            write_cog(staging.probs, probs_tmp, "continuous", opts.compress)
+        polygons = None
+        if job.vector:
+            from rsseg_cli.vectorize import vectorize_mask
+
+            summary = vectorize_mask(
+                staging.mask, vector_tmp, probs=staging.probs or staging.confidence, **opts.vector
+            )
+            polygons = summary.polygons
+    seconds = time.perf_counter() - t0
+    if writer.invalid_pixels == scene.height * scene.width:
+        log.warning("%s has no valid pixel: its mask is all nodata (255).", scene.path)
+    return SceneResult(
+        job=job,
+        height=scene.height,
+        width=scene.width,
+        windows=plan.windows_total,
+        seconds=seconds,
+        model_seconds=stream.model_seconds,
+        class_pixels={c["name"]: int(n) for c, n in zip(im.classes, writer.class_pixels)},
+        invalid_pixels=writer.invalid_pixels,
+        polygons=polygons,
+    )
+
+
+def run_predict(
+    scenes: list[str],
+    out: Path,
+    checkpoint: Path | None = None,
+    probs: Path | None = None,
+    vector: Path | None = None,
+    opts: PredictOptions | None = None,
+    device_name: str = "auto",
+    precision_name: str = "auto",
+) -> list[SceneResult]:
+    opts = opts or PredictOptions()
+    if not 0 <= opts.overlap < 1:
+        raise UserError(f"--overlap {opts.overlap} must be at least 0 and below 1 (0.25 = a quarter window).")
+    if opts.batch_size < 1:
+        raise UserError("--batch-size must be at least 1.")
+    if opts.compress not in COMPRESSIONS:
+        raise UserError(f"--compress {opts.compress!r} is not known; use one of {', '.join(COMPRESSIONS)}.")
+    paths = expand_scenes(scenes)
+    if not paths:
+        raise UserError(
+            "No scene was given. Pass one or more GeoTIFFs (or a quoted glob such as 'tiles/*.tif')."
+        )
+    jobs = plan_jobs(paths, Path(out), probs, vector)
+    path = default_checkpoint(checkpoint)
+    device = resolve_device(device_name)
+    precision = resolve_precision(precision_name, device)
+    im = load_inference_model(path, device, precision)
+    if opts.window is not None and opts.window < 1:
+        raise UserError("--window must be a positive number of pixels.")
+    # Check every scene before predicting any, so a bad third scene does not fail after an hour.
+    scene_infos = [match_scene(j.scene, im.payload, opts.bands, opts.pixel_space) for j in jobs]
+    if opts.vector:
+        from rsseg_cli.vectorize import check_vectorize_options
+
+        check_vectorize_options(im.classes, **opts.vector)
+    log.info(
+        "predicting %d scene(s) with %s (%s, %s on %s, window %d, overlap %.2f, tta %s)",
+        len(jobs),
+        path,
+        im.payload.get("method", "?"),
+        precision,
+        device,
+        opts.window or im.window,
+        opts.overlap,
+        opts.tta,
+    )
+    results = []
+    for job, scene in zip(jobs, scene_infos):
+        for p in job.outputs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(p.parent, os.W_OK):
+                raise UserError(f"Cannot write into {p.parent}; choose another output folder.")
+        results.append(predict_scene(im, job, scene, opts))
+    _print_summary(results)
+    return results
+
+
+def _print_summary(results: list[SceneResult]) -> None:
+    table = Table(title="rsseg predict", show_lines=False)
+    for col in ("scene", "size", "windows", "s", "MP/s", "model %", "files"):
+        table.add_column(col, justify="left" if col in ("scene", "files") else "right")
+    for r in results:
+        files = ", ".join(str(p) for p in r.job.outputs)
+        if r.polygons is not None:
+            files += f" ({r.polygons} polygons)"
+        table.add_row(
+            r.job.scene.name,
+            f"{r.width} x {r.height}",
+            str(r.windows),
+            f"{r.seconds:.1f}",
+            f"{r.megapixels_per_s:.2f}",
+            f"{100 * r.model_seconds / max(r.seconds, 1e-9):.0f}",
+            files,
+        )
+    console.print(table)
+    for r in results:
+        total = sum(r.class_pixels.values())
+        if total:
+            shares = ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in r.class_pixels.items() if v)
+            log.info(
+                "%s: %s%s",
+                r.job.mask,
+                shares,
+                f"; {r.invalid_pixels} nodata pixels" if r.invalid_pixels else "",
+            )
