@@ -303,6 +303,10 @@ def predict(
             help="Also write per-class probabilities (uint8, p x 255) and a confidence band: FILE.tif or a folder."
         ),
     ] = None,
+    quicklook: Annotated[
+        Path | None,
+        typer.Option(help="Also write a PNG of the scene beside its predicted classes (or a folder)."),
+    ] = None,
     overlap: Annotated[float, typer.Option(help="Window overlap, 0 to <1.")] = 0.25,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 8,
     tta: Annotated[
@@ -316,11 +320,19 @@ def predict(
         typer.Option(help="Bands to read, e.g. '3,2,1' or 'red,green,blue' (default: as in training)."),
     ] = None,
     compress: Annotated[str, typer.Option(help="COG compression: deflate, zstd or lzw.")] = "deflate",
-    sieve: Annotated[int, typer.Option(help="With --vector: merge blobs smaller than this many pixels.")] = 4,
+    sieve: Annotated[
+        int, typer.Option(help="With --vector: merge regions smaller than this many pixels (0: off).")
+    ] = 8,
     min_area: Annotated[
         float, typer.Option(help="With --vector: drop polygons smaller than this (m²).")
     ] = 0.0,
     simplify: Annotated[float, typer.Option(help="With --vector: simplification tolerance (m).")] = 0.0,
+    fill_holes: Annotated[
+        float, typer.Option(help="With --vector: fill holes smaller than this (m²).")
+    ] = 0.0,
+    classes: Annotated[
+        str | None, typer.Option(help="With --vector: only these classes, by name or id ('water,building').")
+    ] = None,
     pixel_space: Annotated[
         bool, typer.Option(help="Accept scenes without a CRS (outputs are then in pixel coordinates).")
     ] = False,
@@ -338,9 +350,27 @@ def predict(
         bands=_parse_bands(bands),
         pixel_space=pixel_space,
         compress=compress,
-        vector={"sieve": sieve, "min_area_m2": min_area, "simplify": simplify} if vector else {},
+        vector=dict(
+            sieve=sieve,
+            min_area_m2=min_area,
+            simplify=simplify,
+            fill_holes_m2=fill_holes,
+            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+        )
+        if vector
+        else {},
     )
-    run_predict(scenes, out, checkpoint, probs, vector, opts, device, precision)
+    run_predict(
+        scenes,
+        out,
+        checkpoint,
+        probs,
+        vector,
+        opts,
+        quicklook=quicklook,
+        device_name=device,
+        precision_name=precision,
+    )
 
 
 @app.command()
@@ -380,6 +410,63 @@ def demo(
     from rsseg_cli.demo import run_demo
 
     run_demo(out, size, overwrite, steps)
+
+
+@app.command()
+@guarded
+def vectorize(
+    mask: Annotated[
+        Path, typer.Argument(help="Class mask from `rsseg predict` (uint8 class ids, nodata 255).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Polygons: FILE.gpkg (raster CRS, layer 'polygons') or FILE.geojson / FILE.json (EPSG:4326). "
+            "An existing file is replaced. Default: the mask's name with .gpkg.",
+        ),
+    ] = None,
+    probs: Annotated[
+        Path | None,
+        typer.Option(help="Probabilities from `rsseg predict --probs`: adds mean_prob (mean confidence)."),
+    ] = None,
+    classes: Annotated[
+        str | None, typer.Option(help="Only these classes, by name or id: 'water,building' or '1,4'.")
+    ] = None,
+    sieve: Annotated[
+        int,
+        typer.Option(
+            help="Merge regions smaller than this many pixels into their largest neighbour (0: off)."
+        ),
+    ] = 8,
+    min_area: Annotated[float, typer.Option(help="Drop polygons smaller than this, in m².")] = 0.0,
+    simplify: Annotated[
+        float, typer.Option(help="Topology-preserving simplification tolerance in metres (0: pixel edges).")
+    ] = 0.0,
+    fill_holes: Annotated[float, typer.Option(help="Fill holes smaller than this, in m².")] = 0.0,
+    window: Annotated[
+        int, typer.Option(help="Window side in pixels; memory depends on it, not on the scene.")
+    ] = 4096,
+) -> None:
+    """Polygons of a class mask: sieve, polygonize window by window, merge across seams, measure in metres.
+
+    Areas and perimeters are in metres (geographic CRSs: a local equal-area projection; no CRS: pixels).
+    """
+    from rsseg_cli.vectorize import print_vectorize_summary, vectorize_mask
+
+    summary = vectorize_mask(
+        mask,
+        out if out is not None else mask.with_suffix(".gpkg"),
+        probs=probs,
+        classes=[c.strip() for c in classes.split(",")] if classes is not None else None,
+        sieve=sieve,
+        min_area_m2=min_area,
+        simplify=simplify,
+        fill_holes_m2=fill_holes,
+        window=window,
+    )
+    print_vectorize_summary(summary)
 
 
 def _on_sigterm(signum, frame) -> None:

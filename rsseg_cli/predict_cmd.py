@@ -93,6 +93,7 @@ def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: Pre
         mask_tmp = stack.enter_context(atomic_file(job.mask))
         probs_tmp = stack.enter_context(atomic_file(job.probs)) if job.probs else None
         vector_tmp = stack.enter_context(atomic_file(job.vector)) if job.vector else None
+        quicklook_tmp = stack.enter_context(atomic_file(job.quicklook)) if job.quicklook else None
         staging = OutputPaths(
             mask=stack.enter_context(_scratch(job.mask)),
             probs=stack.enter_context(_scratch(job.probs)) if job.probs else None,
@@ -123,6 +124,15 @@ def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: Pre
                 staging.mask, vector_tmp, probs=staging.probs or staging.confidence, **opts.vector
             )
             polygons = summary.polygons
+        if job.quicklook:
+            from rsseg_cli.data.normalize import rgb_bands
+            from rsseg_cli.predict.quicklook import write_quicklook
+
+            rgb = rgb_bands(im.payload.get("band_map") or [])
+            bands = [scene.band_indexes[i] for i in rgb] if rgb else scene.band_indexes[:3]
+            write_quicklook(
+                scene.path, mask_tmp, quicklook_tmp, bands, title=f"{scene.name} - {im.path.name}"
+            )
     seconds = time.perf_counter() - t0
     if writer.invalid_pixels == scene.height * scene.width:
         log.warning("%s has no valid pixel: its mask is all nodata (255).", scene.path)
@@ -146,6 +156,7 @@ def run_predict(
     probs: Path | None = None,
     vector: Path | None = None,
     opts: PredictOptions | None = None,
+    quicklook: Path | None = None,
     device_name: str = "auto",
     precision_name: str = "auto",
 ) -> list[SceneResult]:
@@ -161,7 +172,7 @@ def run_predict(
         raise UserError(
             "No scene was given. Pass one or more GeoTIFFs (or a quoted glob such as 'tiles/*.tif')."
         )
-    jobs = plan_jobs(paths, Path(out), probs, vector)
+    jobs = plan_jobs(paths, Path(out), probs, vector, quicklook)
     path = default_checkpoint(checkpoint)
     device = resolve_device(device_name)
     precision = resolve_precision(precision_name, device)
@@ -198,10 +209,11 @@ def run_predict(
 
 def _print_summary(results: list[SceneResult]) -> None:
     table = Table(title="rsseg predict", show_lines=False)
-    for col in ("scene", "size", "windows", "s", "MP/s", "model %", "files"):
-        table.add_column(col, justify="left" if col in ("scene", "files") else "right")
+    for col in ("scene", "size", "windows", "s", "MP/s", "model %"):
+        table.add_column(col, justify="left" if col == "scene" else "right", no_wrap=True)
+    table.add_column("files", overflow="fold")
     for r in results:
-        files = ", ".join(str(p) for p in r.job.outputs)
+        files = "\n".join(str(p) for p in r.job.outputs)
         if r.polygons is not None:
             files += f" ({r.polygons} polygons)"
         table.add_row(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import geopandas as gpd
 import numpy as np
 import rasterio
 import yaml
@@ -74,7 +75,7 @@ def test_sample_then_tile_in_empty_folder(cli, tmp_path, monkeypatch):
     assert meta["chip_size"] == 512 and sum(meta["splits"].values()) >= 1
 
 
-def test_demo_runs_end_to_end(cli, tmp_path):
+def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     r = cli("demo", "--out", tmp_path / "demo", "--size", "768", "--steps", "4")
     assert r.code == 0, r.err
     data = tmp_path / "demo" / "data"
@@ -83,6 +84,17 @@ def test_demo_runs_end_to_end(cli, tmp_path):
     run = tmp_path / "demo" / "runs" / "demo"
     assert (run / "checkpoints" / "best.pt").exists()
     assert (run / "eval" / "val" / "metrics.json").exists()
+    pred = tmp_path / "demo" / "predictions"
+    with rasterio.open(pred / "scene_mask.tif") as m:
+        assert m.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and (m.height, m.width) == (768, 768)
+    assert len(gpd.read_file(pred / "scene_polygons.gpkg")) > 0
+    assert (pred / "quicklook.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # After the demo, predict works with defaults (runs/latest) from inside the demo folder.
+    monkeypatch.chdir(tmp_path / "demo")
+    r = cli("predict", "sample/scene.tif", "--out", "mask.tif")
+    assert r.code == 0, r.err
+    assert (tmp_path / "demo" / "mask.tif").exists()
+    monkeypatch.chdir(tmp_path)
     again = cli("demo", "--out", tmp_path / "demo", "--size", "768", "--steps", "4")
     assert again.code == 2 and "--overwrite" in again.err
     assert cli("demo", "--out", tmp_path / "demo", "--size", "768", "--steps", "2", "--overwrite").code == 0

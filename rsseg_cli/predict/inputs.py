@@ -21,10 +21,11 @@ class SceneJob:
     mask: Path
     probs: Path | None = None
     vector: Path | None = None
+    quicklook: Path | None = None
 
     @property
     def outputs(self) -> list[Path]:
-        return [p for p in (self.mask, self.probs, self.vector) if p is not None]
+        return [p for p in (self.mask, self.probs, self.vector, self.quicklook) if p is not None]
 
 
 def expand_scenes(args: list[str]) -> list[Path]:
@@ -55,7 +56,9 @@ def _is_folder(path: Path) -> bool:
     return path.is_dir() or path.suffix == ""
 
 
-def plan_jobs(scenes: list[Path], out: Path, probs: Path | None, vector: Path | None) -> list[SceneJob]:
+def plan_jobs(
+    scenes: list[Path], out: Path, probs: Path | None, vector: Path | None, quicklook: Path | None = None
+) -> list[SceneJob]:
     many = len(scenes) > 1
     if many and not _is_folder(out):
         raise UserError(
@@ -94,13 +97,14 @@ def plan_jobs(scenes: list[Path], out: Path, probs: Path | None, vector: Path | 
             mask=out / f"{s.stem}.tif" if _is_folder(out) else out,
             probs=target(probs, "--probs", "_probs.tif", RASTER_SUFFIXES, s),
             vector=target(vector, "--vector", ".gpkg", VECTOR_SUFFIXES, s),
+            quicklook=target(quicklook, "--quicklook", "_quicklook.png", (".png",), s),
         )
         for p in job.outputs:
             if p.resolve() in inputs:
                 raise UserError(f"The output {p} is one of the input scenes; choose another --out.")
         if len({p.resolve() for p in job.outputs}) != len(job.outputs):
             raise UserError(
-                f"Two outputs of {s} have the same path; give --out, --probs and --vector distinct names."
+                f"Two outputs of {s} have the same path; give --out, --probs, --vector and --quicklook distinct names."
             )
         jobs.append(job)
     return jobs
