@@ -298,3 +298,43 @@ def test_interrupted_predict_leaves_no_output(tmp_path, sig):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("with_probs", [False, True], ids=["confidence-staged", "with-probs"])
+def test_vector_polygons_match_the_mask(tmp_path, cli, checkpoint, with_probs):
+    import geopandas as gpd
+
+    scene = write_raster(
+        tmp_path / "s.tif", scene_data(90, 120), transform=from_origin(500000, 5500000, 2, 2)
+    )
+    args = ["predict", scene, "--out", tmp_path / "m.tif", "--checkpoint", checkpoint, "--vector",
+            tmp_path / "p.gpkg", "--sieve", "0"]  # fmt: skip
+    if with_probs:
+        args += ["--probs", tmp_path / "probs.tif"]
+    r = cli(*args)
+    assert r.code == 0, r.err
+    polygons = gpd.read_file(tmp_path / "p.gpkg")
+    mask = rasterio.open(tmp_path / "m.tif").read(1)
+    assert polygons.crs == CRS.from_string(UTM)
+    # Without sieving, the polygons of each class cover exactly its pixels (4 m² each).
+    for cid, name in enumerate(c["name"] for c in CLASSES):
+        mine = polygons[polygons.class_id == cid]
+        assert (mine.class_name == name).all()
+        assert mine.area_m2.sum() == pytest.approx(4.0 * (mask == cid).sum())
+    assert polygons.mean_prob.between(1 / 3 - 0.01, 1).all()
+    # The staging confidence raster used for mean_prob never survives.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_vector_geojson_is_wgs84_and_bad_class_selection_stops_before_inference(tmp_path, cli, checkpoint):
+    import geopandas as gpd
+
+    scene = write_raster(tmp_path / "s.tif", scene_data(40, 40))
+    r = cli("predict", scene, "--out", tmp_path / "m.tif", "--checkpoint", checkpoint, "--vector",
+            tmp_path / "p.geojson")  # fmt: skip
+    assert r.code == 0, r.err
+    assert gpd.read_file(tmp_path / "p.geojson").crs.to_epsg() == 4326
+    r = cli("predict", scene, "--out", tmp_path / "m2.tif", "--checkpoint", checkpoint, "--vector",
+            tmp_path / "p2.gpkg", "--classes", "lava")  # fmt: skip
+    assert r.code == 2 and "lava" in r.err and "predict scene" not in r.err
+    assert not (tmp_path / "m2.tif").exists()
