@@ -406,7 +406,7 @@ def demo(
     steps: Annotated[int, typer.Option(help="Training steps.")] = 500,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous demo in --out.")] = False,
 ) -> None:
-    """Run the main job end to end on a generated sample scene: sample, tile, train, evaluate."""
+    """Run the main job end to end on a generated sample scene: sample, tile, train, evaluate, predict."""
     from rsseg_cli.demo import run_demo
 
     run_demo(out, size, overwrite, steps)

@@ -17,7 +17,7 @@ from rsseg_cli import __version__
 def test_help_lists_commands(cli):
     r = cli("--help")
     assert r.code == 0
-    for command in ("tile", "sample", "demo"):
+    for command in ("tile", "train", "evaluate", "predict", "vectorize", "sample", "demo"):
         assert command in r.out
 
 
