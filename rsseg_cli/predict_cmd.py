@@ -121,7 +121,11 @@ def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: Pre
             from rsseg_cli.vectorize import vectorize_mask
 
             summary = vectorize_mask(
-                staging.mask, vector_tmp, probs=staging.probs or staging.confidence, **opts.vector
+                staging.mask,
+                vector_tmp,
+                probs=staging.probs or staging.confidence,
+                shown_as=job.vector,
+                **opts.vector,
             )
             polygons = summary.polygons
         if job.quicklook:

@@ -48,6 +48,7 @@ def vectorize_mask(
     fill_holes_m2: float = 0.0,
     window: int = DEFAULT_WINDOW,
     on_progress: ProgressCallback | None = None,
+    shown_as: Path | None = None,
 ) -> VectorizeSummary:
     """Polygons of a class mask, written to `out` (.gpkg: raster CRS, layer "polygons"; .geojson/.json:
     EPSG:4326), with class_id, class_name, area_m2, perimeter_m (holes' boundaries included) and, with
@@ -60,6 +61,7 @@ def vectorize_mask(
     simplify: topology-preserving simplification tolerance in metres (0: exact pixel edges).
     window: side of the windows read at a time; memory depends on it, not on the scene.
     on_progress(done, total) is called after each window; without it a progress bar is shown.
+    shown_as: the path messages name instead of `out` (predict writes to a temporary name first).
 
     An existing `out` is replaced (atomically: the previous file stays intact until the new one is
     complete). A vector file is a product derived from the mask, cheap to re-create, so refusing to
@@ -138,10 +140,10 @@ def vectorize_mask(
             "vectorize: no polygon in %s (every pixel is nodata, outside the class selection, or filtered "
             "by --min-area); wrote an empty layer to %s",
             mask,
-            out,
+            shown_as or out,
         )
     else:
-        log.info("vectorize: %d polygons -> %s in %.1f s", n, out, seconds)
+        log.info("vectorize: %d polygons -> %s in %.1f s", n, shown_as or out, seconds)
     return summary
 
 
