@@ -65,6 +65,25 @@ class Normalization:
         std = torch.tensor(self.std, dtype=unit.dtype, device=unit.device).view(shape)
         return (unit - mean) / std
 
+    def model_input(self, raw: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """stretch then standardize in one numpy pass over raw (C, H, W) values: for inference, where no
+        augmentation sits between the two steps. Invalid pixels become the band mean (0 after
+        standardization), so nodata does not push strong values into its neighbours' predictions.
+        numpy rather than torch: prediction runs this in a loader thread, where torch ops would start a
+        second OpenMP team competing with the model's for the same cores."""
+        shape = (-1, 1, 1)
+        low = np.asarray(self.low, np.float32).reshape(shape)
+        high = np.asarray(self.high, np.float32).reshape(shape)
+        x = raw.astype(np.float32)
+        x -= low
+        x /= high - low
+        np.clip(x, 0.0, 1.0, out=x)
+        x -= np.asarray(self.mean, np.float32).reshape(shape)
+        x /= np.asarray(self.std, np.float32).reshape(shape)
+        if valid is not None and not valid.all():
+            x[:, ~valid] = 0.0
+        return x
+
 
 def default_band_map(band_names: Sequence[str]) -> list[int | None]:
     """Which input band inherits the pretrained red, green or blue filter: by band name where the names say

@@ -83,25 +83,8 @@ class InferenceModel:
         return predict
 
     def prepare(self, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
-        """Raw window (C, h, w) -> model input with the checkpoint's stored statistics (never per window):
-        Normalization.stretch then .standardize, fused. Invalid pixels are set to the band mean (0 after
-        standardization) so nodata does not leak strong values into the predictions of its neighbours.
-
-        numpy, not torch: this runs in the loader thread, and torch ops there would start a second OpenMP
-        team competing with the model's for the same cores."""
-        n = self.normalization
-        shape = (-1, 1, 1)
-        low = np.asarray(n.low, np.float32).reshape(shape)
-        scale = (1.0 / (np.asarray(n.high, np.float32) - np.asarray(n.low, np.float32))).reshape(shape)
-        x = data.astype(np.float32)
-        x -= low
-        x *= scale
-        np.clip(x, 0.0, 1.0, out=x)
-        x -= np.asarray(n.mean, np.float32).reshape(shape)
-        x *= (1.0 / np.asarray(n.std, np.float32)).reshape(shape)
-        if not valid.all():
-            x[:, ~valid] = 0.0
-        return torch.from_numpy(x)
+        """Raw window (C, h, w) -> model input with the checkpoint's stored statistics (never per window)."""
+        return torch.from_numpy(self.normalization.model_input(data, valid))
 
 
 def load_inference_model(path: Path, device: torch.device, precision: str) -> InferenceModel:

@@ -77,6 +77,7 @@ class PredictionWriter:
             self._probs.set_band_description(self.num_classes + 1, CONFIDENCE_BAND)
             self._probs.update_tags(scale="probability = value / 255")
         self._conf = None
+        self._quantize = paths.probs is not None or paths.confidence is not None
         if paths.confidence is not None:
             self._conf = rasterio.open(paths.confidence, "w", **_profile(scene, 1))
             self._conf.set_band_description(1, CONFIDENCE_BAND)
@@ -143,7 +144,7 @@ class PredictionWriter:
         ]
         self.invalid_pixels += int(valid.size - np.count_nonzero(valid))
         quantized = None
-        if self._probs is not None or self._conf is not None:
+        if self._quantize:
             # Quantize in place: the thread owns this copy.
             np.multiply(probs, 255.0, out=probs)
             np.rint(probs, out=probs)
@@ -175,7 +176,7 @@ class PredictionWriter:
         top = row - row % BLOCK
         rows = min(BLOCK, self.scene.height - top)
         width = c1 - c0
-        planes = self.num_classes + 1 if (self._probs is not None or self._conf is not None) else 0
+        planes = self.num_classes + 1 if self._quantize else 0
         self._strip = {
             "row": top,
             "rows": rows,
