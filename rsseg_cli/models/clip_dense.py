@@ -1,0 +1,110 @@
+"""Dense CLIP features for Co2S's CLIP student: skip maps from early blocks and a MaskCLIP-style dense embedding.
+
+CLIP's last attention layer pools the image into its class token, so its patch tokens carry little
+localized meaning. MaskCLIP (Zhou et al., ECCV 2022) showed that replacing that attention output by its value
+path (each token attends only to itself) and then applying the rest of the block, the final LayerNorm and the
+visual projection gives per-patch embeddings in the joint image-text space, comparable with text embeddings.
+Co2S compares this map with its frozen text class queries; the tokens after blocks 0 and 4 are its skips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+def _embed(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """Patch + class + positional embedding and ln_pre, as (B, 1 + gh*gw, width), for any input size.
+
+    The same pass as `Backbone._open_clip_intermediates`: open_clip adds its positional embedding unresized
+    (built size only), so it is resampled to the actual grid here; the input is zero-padded right and bottom to
+    a multiple of the patch size like every Backbone input. patch_dropout is left out: a dense map needs
+    every token (it is an identity for CLIP anyway).
+    """
+    from timm.layers import resample_abs_pos_embed
+
+    ph, pw = visual.patch_size
+    h, w = x.shape[-2:]
+    if h % ph or w % pw:
+        x = F.pad(x, (0, -w % pw, 0, -h % ph))
+    x = visual.conv1(x)
+    b, _, gh, gw = x.shape
+    x = x.flatten(2).transpose(1, 2)
+    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(b, -1, -1)
+    x = torch.cat([cls, x], dim=1)
+    pos = visual.positional_embedding
+    if (gh, gw) != tuple(visual.grid_size):
+        pos = resample_abs_pos_embed(
+            pos.unsqueeze(0), new_size=[gh, gw], old_size=list(visual.grid_size), num_prefix_tokens=1
+        ).squeeze(0)
+    return visual.ln_pre(x + pos.to(x.dtype)), gh, gw
+
+
+def _value_path(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
+    """out_proj(V(x)): the attention output when every token attends only to itself (MaskCLIP)."""
+    width = attn.embed_dim
+    # in_proj_weight is None when kdim/vdim differ from embed_dim (separate q/k/v projections).
+    w_v = attn.in_proj_weight[2 * width :] if attn.in_proj_weight is not None else attn.v_proj_weight
+    b_v = attn.in_proj_bias[2 * width :] if attn.in_proj_bias is not None else None
+    return attn.out_proj(F.linear(x, w_v, b_v))
+
+
+def _to_map(tokens: torch.Tensor, gh: int, gw: int) -> torch.Tensor:
+    """(B, 1 + gh*gw, C) tokens -> (B, C, gh, gw), class token dropped."""
+    return tokens[:, 1:].transpose(1, 2).reshape(tokens.shape[0], -1, gh, gw)
+
+
+def clip_features(
+    visual: nn.Module, x: torch.Tensor, skip_blocks: Sequence[int] = (0, 4)
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Skip maps and the MaskCLIP dense embedding of an open_clip `VisionTransformer`.
+
+    Returns (skips, dense): one (B, width, gh, gw) map per entry of `skip_blocks` (tokens after that
+    resblock, ln_post applied, class token dropped) and the (B, out_dim, gh, gw) dense embedding of the last
+    resblock, L2-normalized over channels. With t the tokens entering the last block, the dense embedding is
+    h = t + ls_1(out_proj(V(ln_1(t)))), h = h + ls_2(mlp(ln_2(h))), then ln_post and `@ visual.proj`.
+    gh, gw = ceil(H / patch), ceil(W / patch) (the input is padded to a multiple of the patch size).
+    """
+    blocks = visual.transformer.resblocks
+    depth = len(blocks)
+    wanted = [int(i) % depth if -depth <= int(i) < depth else int(i) for i in skip_blocks]
+    if any(not 0 <= i < depth for i in wanted):
+        raise ValueError(f"skip blocks {list(skip_blocks)} must lie in 0..{depth - 1}")
+    last = blocks[-1]
+    if not isinstance(getattr(last, "attn", None), nn.MultiheadAttention):
+        raise NotImplementedError(
+            f"the dense CLIP embedding needs nn.MultiheadAttention blocks, got {type(last).__name__}"
+        )
+    tokens, gh, gw = _embed(visual, x)
+    batch_first = getattr(visual.transformer, "batch_first", True)
+    checkpointing = getattr(visual.transformer, "grad_checkpointing", False) and torch.is_grad_enabled()
+
+    def run(blk: nn.Module, t: torch.Tensor) -> torch.Tensor:
+        # Blocks take (L, N, D) when the transformer is not batch-first; t stays (N, L, D) outside.
+        t = t if batch_first else t.transpose(0, 1)
+        t = checkpoint(blk, t, use_reentrant=False) if checkpointing else blk(t)
+        return t if batch_first else t.transpose(0, 1)
+
+    taken: dict[int, torch.Tensor] = {}
+    for i, blk in enumerate(blocks[:-1]):
+        tokens = run(blk, tokens)
+        if i in wanted:
+            taken[i] = tokens
+    if depth - 1 in wanted:  # a skip at the last block needs its ordinary output as well
+        taken[depth - 1] = run(last, tokens)
+    skips = [_to_map(visual.ln_post(taken[i]), gh, gw) for i in wanted]
+
+    # Per-token operations only, so the (N, L, D) layout is fine whatever the transformer's own layout.
+    ls_1 = getattr(last, "ls_1", nn.Identity())
+    ls_2 = getattr(last, "ls_2", nn.Identity())
+    h = tokens + ls_1(_value_path(last.attn, last.ln_1(tokens)))
+    h = h + ls_2(last.mlp(last.ln_2(h)))
+    h = visual.ln_post(h)
+    if visual.proj is not None:
+        h = h @ visual.proj.to(h.dtype)
+    dense = F.normalize(_to_map(h, gh, gw), dim=1)
+    return skips, dense
