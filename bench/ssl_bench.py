@@ -1,8 +1,10 @@
-"""Does semi-supervised learning pay off? Supervised vs FixMatch vs UniMatch V2 at 1/8 labels with the same
-step budget, and supervised with every label as the ceiling, on the project's synthetic scene.
+"""Does semi-supervised learning pay off? Supervised vs FixMatch vs UniMatch V2 (and RS-MTDF with --methods)
+at 1/8 labels with the same step budget, and supervised with every label as the ceiling, on the project's
+synthetic scene.
 
     python bench/ssl_bench.py                  # defaults below; about 10-20 min on 2 CPU cores
     python bench/ssl_bench.py --steps 300 --size 1024 --methods supervised unimatch-v2
+    python bench/ssl_bench.py --methods supervised fixmatch unimatch-v2 rs-mtdf
 
 The model is a small random-init ViT (DINOv2 layout) with a DPT head: nothing is pretrained, so all knowledge
 comes from the labels and the unlabeled chips. Every run uses the same seed, split, crop and schedule; each
@@ -74,6 +76,20 @@ def main() -> None:
         "train.log_every=50",
         f"seed={args.seed}",
     ]
+    # RS-MTDF's teachers, shrunk like the student: a DINOv2-layout teacher twice as wide on the student's
+    # input, and an open_clip CLIP teacher at half the crop (as 224 is to 518), before its final LayerNorm.
+    # Random weights carry no knowledge, so distillation cannot help here; this shows the method runs end to
+    # end at the baselines' budget and what its extra terms cost.
+    side = max(16, args.crop // 2 // 8 * 8)
+    teachers = [
+        f"train.rs_mtdf.teachers.dino.backbone_kwargs={{depth: {args.depth}, embed_dim: {2 * args.dim}, "
+        f"num_heads: 3, patch_size: 8, img_size: {args.crop}}}",
+        f"train.rs_mtdf.teachers.clip.backbone_kwargs={{embed_dim: 64, vision_cfg: {{image_size: {side}, "
+        f"layers: {args.depth}, width: {2 * args.dim}, patch_size: 8, head_width: {2 * args.dim // 3}}}, "
+        "text_cfg: {context_length: 77, vocab_size: 49408, width: 32, heads: 2, layers: 1}}",
+        f"train.rs_mtdf.teachers.clip.resolution={side}",
+        f"train.rs_mtdf.translator_hidden={4 * args.dim}",
+    ]
     runs = [(m, args.labeled) for m in args.methods]
     if not args.no_full:
         runs.append(("supervised", "1/1"))
@@ -85,7 +101,8 @@ def main() -> None:
             / f"{method}-{labeled.replace('/', 'of')}-{args.steps}-ema{args.ema_decay}-tau{args.tau}"
         )
         t0 = time.perf_counter()
-        cfg = load_config(overrides=[*common, f"train.method={method}", f"train.labeled={labeled}"])
+        extra = teachers if method == "rs-mtdf" else []
+        cfg = load_config(overrides=[*common, *extra, f"train.method={method}", f"train.labeled={labeled}"])
         if not (out / "checkpoints" / "last.pt").exists():
             run_training(data, cfg, out=out)
         records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]

@@ -166,7 +166,7 @@ def train(
     labeled: Annotated[
         str | None, typer.Option(help="Labeled share of the training chips: 1/8, 12.5%, 0.125, or a count.")
     ] = None,
-    method: Annotated[str | None, typer.Option(help="supervised, fixmatch or unimatch-v2.")] = None,
+    method: Annotated[str | None, typer.Option(help="supervised, fixmatch, unimatch-v2 or rs-mtdf.")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<method>-...).")
     ] = None,

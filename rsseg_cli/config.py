@@ -147,8 +147,70 @@ class ModelConfig(Strict):
     )
 
 
+class TeacherConfig(Strict):
+    """One frozen RS-MTDF teacher: a foundation model whose last-block tokens the student learns to reproduce."""
+
+    backbone: str = Field(description="backbone preset, or any timm:ARCH.TAG / open_clip:MODEL:TAG")
+    weights: str | None = Field(
+        default=None, description="hub, none or a local file; null: model.weights when that is hub or none"
+    )
+    resolution: int | None = Field(
+        default=None, ge=16, description="square input side of the teacher; null: the student's input size"
+    )
+    norm: bool = Field(default=True, description="final LayerNorm on the teacher's tokens")
+    loss_weight: float = Field(default=1.0, ge=0, description="weight of its MSE in the distillation loss")
+    fusion_weight: float = Field(default=0.1, ge=0, description="weight of its branch in the fused 4th level")
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor overrides")
+
+
+# The paper's teachers: DINOv2-B/14 on the student's input, LayerNorm'd; OpenAI CLIP ViT-L/14 at 224 px,
+# before its final LayerNorm and projection.
+DEFAULT_TEACHERS: dict[str, dict[str, Any]] = {
+    "dino": {"backbone": "dinov2_b"},
+    "clip": {"backbone": "clip_l14", "resolution": 224, "norm": False},
+}
+
+
+class RSMTDFConfig(Strict):
+    teachers: dict[str, TeacherConfig | None] = Field(
+        default_factory=lambda: {k: TeacherConfig(**v) for k, v in DEFAULT_TEACHERS.items()},
+        description="name -> teacher; entries merge into the defaults (dino, clip); null disables one",
+    )
+    student_weight: float = Field(default=0.8, ge=0, description="weight of the student's own 4th level")
+    fusion: bool = Field(default=True, description="fuse translated features into the decoder")
+    translator_hidden: int = Field(default=1024, ge=1, description="hidden width of the translator MLPs")
+    distill_weight: float = Field(default=1.0, ge=0, description="loss = (L_x + L_u + this x L_distill) / 3")
+
+    @field_validator("teachers", mode="before")
+    @classmethod
+    def _merge_defaults(cls, v: Any) -> Any:
+        """`teachers: {clip: null}` keeps the default DINO teacher and disables CLIP; a partial entry such as
+        `{dino: {weights: /path}}` keeps the rest of the default DINO teacher."""
+        if not isinstance(v, dict):
+            return v
+        merged: dict[str, Any] = {k: dict(d) for k, d in DEFAULT_TEACHERS.items()}
+        for name, entry in v.items():
+            if isinstance(entry, TeacherConfig):
+                entry = entry.model_dump()
+            if isinstance(entry, dict) and isinstance(merged.get(name), dict):
+                merged[name] = {**merged[name], **entry}
+            else:
+                merged[name] = entry
+        return merged
+
+    @property
+    def active_teachers(self) -> dict[str, TeacherConfig]:
+        return {name: t for name, t in self.teachers.items() if t is not None}
+
+
+# Where a method's paper differs from the UniMatch V2 defaults; keys a user sets explicitly win.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "rs-mtdf": {"batch_size": 8, "batch_size_unlabeled": 8},
+}
+
+
 class TrainConfig(Strict):
-    method: Literal["supervised", "fixmatch", "unimatch-v2"] = "unimatch-v2"
+    method: Literal["supervised", "fixmatch", "unimatch-v2", "rs-mtdf"] = "unimatch-v2"
     labeled: str = Field(
         default="1/1", description="labeled share of the training chips: 1/8, 12.5%, or a count"
     )
@@ -175,6 +237,23 @@ class TrainConfig(Strict):
     )
     log_every: int = Field(default=10, ge=1, description="steps between log lines / progress updates")
     deterministic: bool = Field(default=False, description="deterministic torch algorithms (slower)")
+    rs_mtdf: RSMTDFConfig = Field(default_factory=RSMTDFConfig, description="RS-MTDF teachers and fusion")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _method_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("method") in METHOD_DEFAULTS:
+            data = {**METHOD_DEFAULTS[data["method"]], **data}
+        return data
+
+    @model_validator(mode="after")
+    def _teachers(self) -> TrainConfig:
+        if self.method == "rs-mtdf" and not self.rs_mtdf.active_teachers:
+            raise ValueError(
+                "rs-mtdf needs at least one teacher in train.rs_mtdf.teachers (without teachers it is "
+                "fixmatch: use --method fixmatch)"
+            )
+        return self
 
 
 class Config(Strict):

@@ -19,16 +19,18 @@ from rsseg_cli.engine import distributed
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
 from rsseg_cli.engine.trainer import RunSpec, Trainer
 from rsseg_cli.errors import UserError
-from rsseg_cli.methods import build_method
+from rsseg_cli.methods import method_from_config
 from rsseg_cli.runs import mark_latest, new_run_dir
 
 log = logging.getLogger("rsseg")
 
 
-def model_config(cfg: Config, num_classes: int, in_chans: int, band_map: list[int | None]) -> dict:
-    """What rebuilds the network (weights come from the checkpoint, never the hub)."""
+def model_config(cfg: Config, num_classes: int, in_chans: int, band_map: list[int | None], **extras) -> dict:
+    """What rebuilds the network (weights come from the checkpoint, never the hub); `extras` are a method's
+    additions (RS-MTDF's fusion modules)."""
     m = cfg.model
     return {
+        **extras,
         "backbone": m.backbone,
         "head": m.head,
         "num_classes": num_classes,
@@ -44,7 +46,7 @@ def model_config(cfg: Config, num_classes: int, in_chans: int, band_map: list[in
 def build_model(config: dict, weights: str):
     from rsseg_cli.models.segmenter import build_segmenter
 
-    return build_segmenter(
+    model = build_segmenter(
         backbone=config["backbone"],
         head=config["head"],
         num_classes=config["num_classes"],
@@ -56,6 +58,11 @@ def build_model(config: dict, weights: str):
         out_channels=config.get("head_channels"),
         **config["backbone_kwargs"],
     )
+    if config.get("fusion"):
+        from rsseg_cli.models.fusion import build_fusion_segmenter
+
+        model = build_fusion_segmenter(model, config["fusion"])
+    return model
 
 
 def _check_dataset(data: ChipDataset, cfg: Config) -> list[int | None]:
@@ -149,11 +156,14 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     val_ids = data.split("val", labeled=True)["id"].tolist()
 
     norm = Normalization.from_dataset(data.meta["statistics"], band_map)
-    mconf = model_config(cfg, data.num_classes, len(data.band_names), band_map)
-    # Build (and download) the model before writing anything, so a failed download leaves no empty run.
+    # Build (and download) the method's teachers and the model before writing anything, so a failed
+    # download leaves no empty run. Teachers are never in a checkpoint: a resumed run loads them again.
     import torch
 
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed (and on every DDP process)
+    in_chans = len(data.band_names)
+    method = method_from_config(cfg, data.num_classes, in_chans, band_map)
+    mconf = model_config(cfg, data.num_classes, in_chans, band_map, **method.model_extras())
     model = build_model(mconf, "none" if resuming else cfg.model.weights)
     if dist.main and not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -190,7 +200,6 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             precision,
         )
 
-    method = build_method(cfg.train.method, num_classes=data.num_classes, tau=cfg.train.tau)
     spec = RunSpec(
         cfg,
         run_dir,

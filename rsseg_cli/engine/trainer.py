@@ -65,6 +65,7 @@ class Trainer:
         self.cfg = cfg
         self.method = method
         self.device = spec.device
+        method.setup(self.device, spec.precision)
         self.model = model.to(self.device)
         self.student: nn.Module = self.model
         if spec.dist.enabled:

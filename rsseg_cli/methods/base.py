@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,9 @@ from torch import nn
 
 from rsseg_cli.config import IGNORE_INDEX
 from rsseg_cli.data.augment import mix, partner
+
+if TYPE_CHECKING:
+    from rsseg_cli.config import Config
 
 
 @dataclass
@@ -27,6 +31,20 @@ class Method:
     def __init__(self, num_classes: int, tau: float = 0.95):
         self.num_classes = num_classes
         self.tau = tau
+
+    @classmethod
+    def from_config(
+        cls, cfg: Config, num_classes: int, in_chans: int, band_map: Sequence[int | None]
+    ) -> Method:
+        """The method as a run's configuration describes it (methods with teachers load them here)."""
+        return cls(num_classes=num_classes, tau=cfg.train.tau)
+
+    def model_extras(self) -> dict[str, Any]:
+        """Entries this method adds to the checkpoint's model config (e.g. RS-MTDF's fusion modules)."""
+        return {}
+
+    def setup(self, device: torch.device, precision: str) -> None:
+        """Move whatever the method owns besides the model (frozen teachers) to the training device."""
 
     def step(
         self, student: nn.Module, teacher: nn.Module | None, labeled: dict, unlabeled: dict | None

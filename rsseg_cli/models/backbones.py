@@ -48,13 +48,17 @@ class BackbonePreset:
     embed_dim: int
     depth: int
     taps: tuple[int, ...]
-    size: Literal["s", "b", "l", "g"]  # picks the default DPT head
+    size: Literal["s", "b", "l", "g"] | None  # picks the default DPT head (None: from the built width)
     license: str
+
+    @property
+    def timm_name(self) -> str:
+        return f"{self.model}.{self.tag}" if self.tag else self.model
 
     @property
     def hub_name(self) -> str:
         if self.library == "timm":
-            return f"{self.model}.{self.tag}"
+            return self.timm_name
         return f"open_clip {self.model} (pretrained={self.tag})"
 
 
@@ -139,12 +143,32 @@ def imagenet_stats() -> tuple[list[float], list[float]]:
     return list(IMAGENET_MEAN), list(IMAGENET_STD)
 
 
+_TIMM_PREFIX, _OPEN_CLIP_PREFIX = "timm:", "open_clip:"
+
+
+def _any_model(name: str) -> BackbonePreset:
+    """A preset for any timm ViT ('timm:ARCH[.TAG]') or open_clip model ('open_clip:MODEL[:TAG]'), e.g.
+    a teacher the registry does not name. Width, depth and patch size are read from the built model."""
+    if name.startswith(_TIMM_PREFIX):
+        arch, _, tag = name.removeprefix(_TIMM_PREFIX).partition(".")
+        library: Library = "timm"
+    else:
+        arch, _, tag = name.removeprefix(_OPEN_CLIP_PREFIX).partition(":")
+        library = "open_clip"
+    if not arch:
+        raise UserError(f"Backbone '{name}' names no model; e.g. timm:vit_base_patch16_224.augreg_in21k.")
+    return BackbonePreset(name, library, arch, tag, 0, 0, 0, (), None, "see the model card")
+
+
 def get_preset(name: str) -> BackbonePreset:
+    if name.startswith((_TIMM_PREFIX, _OPEN_CLIP_PREFIX)):
+        return _any_model(name)
     try:
         return BACKBONES[name]
     except KeyError:
         raise UserError(
-            f"Unknown backbone '{name}'. Choose one of: {', '.join(BACKBONES)} (e.g. --set model.backbone=dinov2_s)."
+            f"Unknown backbone '{name}'. Choose one of: {', '.join(BACKBONES)}, or any timm / open_clip "
+            f"ViT as timm:ARCH.TAG / open_clip:MODEL:TAG (e.g. --set model.backbone=dinov2_s)."
         ) from None
 
 
@@ -235,7 +259,7 @@ def _create_timm(preset: BackbonePreset, weights: Weights, overrides: dict[str, 
     kind, path = _resolve_weights(weights, preset)
     # num_classes=0: no classifier (it would be an unused parameter); dynamic_img_size: any input size.
     kwargs: dict[str, Any] = dict(num_classes=0, dynamic_img_size=True, **overrides)
-    name = f"{preset.model}.{preset.tag}"
+    name = preset.timm_name
     if kind == "none":
         return timm.create_model(name, pretrained=False, **kwargs)
     if kind == "hub":
@@ -303,6 +327,11 @@ def create_open_clip(preset: str | BackbonePreset, weights: Weights = "none", **
         with _open_clip_logging():
             return open_clip.create_model(p.model, pretrained=None, **kwargs)
     if kind == "hub":
+        if not p.tag:
+            raise UserError(
+                f"Backbone {p.name} names no pretrained tag to download; use open_clip:{p.model}:TAG "
+                f"(open_clip.list_pretrained() lists them) or a local file."
+            )
         try:
             with _open_clip_logging():
                 return open_clip.create_model(p.model, pretrained=p.tag, **kwargs)
@@ -402,9 +431,13 @@ class Backbone(nn.Module):
         taps: Sequence[int] | None,
         in_chans: int,
         band_map: Sequence[int | None],
+        norm: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
+        # The final LayerNorm on every tapped block (UniMatch V2); False gives the raw block outputs
+        # (RS-MTDF's CLIP teacher is distilled before CLIP's ln_post).
+        self.norm = norm
         self.preset = preset.name
         self.library: Library = preset.library
         self.license = preset.license
@@ -448,7 +481,7 @@ class Backbone(nn.Module):
             feats = self.model.forward_intermediates(
                 x,
                 indices=self._blocks,
-                norm=True,
+                norm=self.norm,
                 stop_early=True,
                 output_fmt="NCHW",
                 intermediates_only=True,
@@ -477,7 +510,8 @@ class Backbone(nn.Module):
         x = v.ln_pre(v.patch_dropout(x + pos.to(x.dtype)))
         _, inter = v.transformer.forward_intermediates(x, indices=self._blocks, stop_early=True)
         # ln_post is CLIP's final LayerNorm (before the projection); the class token is dropped.
-        return [v.ln_post(t[:, 1:]).transpose(1, 2).reshape(b, -1, gh, gw) for t in inter]
+        norm = v.ln_post if self.norm else nn.Identity()
+        return [norm(t[:, 1:]).transpose(1, 2).reshape(b, -1, gh, gw) for t in inter]
 
 
 def build_backbone(
@@ -486,9 +520,10 @@ def build_backbone(
     in_chans: int = 3,
     band_map: Sequence[int | None] | None = None,
     taps: Sequence[int] | None = None,
+    norm: bool = True,
     **overrides: Any,
 ) -> Backbone:
-    """Build a preset's backbone.
+    """Build a preset's backbone (a registry name, or timm:ARCH.TAG / open_clip:MODEL:TAG).
 
     weights: 'none' (random init), 'hub' (timm / open_clip download from the Hugging Face hub), or a local
     .safetensors / .pth / .bin file or folder (`local-dir:/path` or a plain folder path).
@@ -517,4 +552,4 @@ def build_backbone(
                 cfg["input_size"] = (in_chans, *cfg["input_size"][1:])
         else:
             model.conv1 = adapt_patch_conv(model.conv1, band_map)
-    return Backbone(preset, model, taps, in_chans, band_map)
+    return Backbone(preset, model, taps, in_chans, band_map, norm)

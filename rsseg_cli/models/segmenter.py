@@ -13,11 +13,18 @@ import torch
 from torch import nn
 
 from rsseg_cli.errors import UserError
-from rsseg_cli.models.backbones import Backbone, Weights, build_backbone, get_preset
+from rsseg_cli.models.backbones import Backbone, Weights, build_backbone, default_taps, get_preset
 from rsseg_cli.models.dpt import DPTHead, build_dpt
 
 # Backbone size -> DPT preset: ViT-S/S+ -> s, ViT-B -> b, ViT-L/G -> l (UniMatch V2 uses l for both).
 _HEAD_FOR_SIZE = {"s": "s", "b": "b", "l": "l", "g": "l"}
+
+
+def _head_for(size: str | None, embed_dim: int) -> str:
+    """The DPT preset of a registry size, or for a model named by timm:/open_clip:, of its width."""
+    if size is not None:
+        return _HEAD_FOR_SIZE[size]
+    return "s" if embed_dim <= 384 else "b" if embed_dim <= 768 else "l"
 
 
 class Segmenter(nn.Module):
@@ -82,14 +89,14 @@ def build_segmenter(
     if num_classes < 1:
         raise ValueError(f"num_classes must be at least 1, got {num_classes}")
     preset = get_preset(backbone)
-    head_name = _HEAD_FOR_SIZE[preset.size] if head is None else head
     bb = build_backbone(
         backbone, weights=weights, in_chans=in_chans, band_map=band_map, taps=taps, **overrides
     )
+    head_name = head if head is not None else _head_for(preset.size, bb.embed_dim)
     if len(bb.taps) != 4:
         raise UserError(
             f"The DPT head takes exactly four tapped blocks, got {bb.taps}; e.g. "
-            f"--set model.taps=[{','.join(map(str, preset.taps))}] for {backbone}."
+            f"--set model.taps=[{','.join(map(str, preset.taps or default_taps(bb.depth)))}] for {backbone}."
         )
     dpt = build_dpt(head_name, bb.embed_dim, num_classes, features=features, out_channels=out_channels)
     config = dict(
