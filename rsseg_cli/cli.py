@@ -166,7 +166,9 @@ def train(
     labeled: Annotated[
         str | None, typer.Option(help="Labeled share of the training chips: 1/8, 12.5%, 0.125, or a count.")
     ] = None,
-    method: Annotated[str | None, typer.Option(help="supervised, fixmatch, unimatch-v2 or rs-mtdf.")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="supervised, fixmatch, unimatch-v2, rs-mtdf or co2s.")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<method>-...).")
     ] = None,
@@ -235,6 +237,10 @@ def evaluate(
     all_touched: Annotated[
         bool, typer.Option(help="Scene mode: vector labels burn every pixel a polygon touches.")
     ] = False,
+    student: Annotated[
+        str | None,
+        typer.Option(help="Co2S checkpoints: the prediction reported in full (clip, dinov3 or ensemble)."),
+    ] = None,
 ) -> None:
     """Measure a checkpoint on a split, or a predicted mask against labels over a whole scene (--pred,
     --labels): OA, mIoU, per-class IoU/F1/precision/recall, FWIoU, kappa."""
@@ -245,7 +251,7 @@ def evaluate(
         "--all-touched": all_touched,
     }
     if pred is not None:
-        chip_only = {"--checkpoint": checkpoint, "--data": data, "--split": split}
+        chip_only = {"--checkpoint": checkpoint, "--data": data, "--split": split, "--student": student}
         mixed = [name for name, value in chip_only.items() if value is not None]
         if mixed:
             raise UserError(
@@ -278,7 +284,7 @@ def evaluate(
         )
     from rsseg_cli.evaluate_cmd import run_evaluate
 
-    run_evaluate(checkpoint, data, split or "val", out, json_, device, precision)
+    run_evaluate(checkpoint, data, split or "val", out, json_, device, precision, student)
 
 
 @app.command()
@@ -336,6 +342,13 @@ def predict(
     pixel_space: Annotated[
         bool, typer.Option(help="Accept scenes without a CRS (outputs are then in pixel coordinates).")
     ] = False,
+    student: Annotated[
+        str | None,
+        typer.Option(
+            help="Co2S checkpoints: clip, dinov3 or ensemble (average of both); default the one that "
+            "validated best."
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto (bf16/fp16 on GPU), fp32, bf16 or fp16.")] = "auto",
 ) -> None:
@@ -350,6 +363,7 @@ def predict(
         bands=_parse_bands(bands),
         pixel_space=pixel_space,
         compress=compress,
+        student=student,
         vector=dict(
             sieve=sieve,
             min_area_m2=min_area,

@@ -203,14 +203,48 @@ class RSMTDFConfig(Strict):
         return {name: t for name, t in self.teachers.items() if t is not None}
 
 
+class Co2SConfig(Strict):
+    """Co2S's two students, their text/learned class queries and the stability loss."""
+
+    clip: str = Field(default="clip_b16", description="CLIP student: open_clip preset or open_clip:MODEL:TAG")
+    dinov3: str = Field(default="dinov3_b", description="DINOv3 student: timm preset or timm:ARCH.TAG")
+    clip_weights: str | None = Field(
+        default=None, description="hub, none or a local file; null: model.weights when that is hub or none"
+    )
+    dinov3_weights: str | None = Field(default=None, description="as clip_weights, for the DINOv3 student")
+    clip_kwargs: dict[str, Any] = Field(default_factory=dict, description="CLIP constructor overrides")
+    dinov3_kwargs: dict[str, Any] = Field(default_factory=dict, description="DINOv3 constructor overrides")
+    head: dict[str, Any] = Field(default_factory=dict, description="cost-aggregation head overrides")
+    query_lr_mult: float = Field(
+        default=100.0, gt=0, description="learnable class queries learn at lr x this (paper: base lr x1)"
+    )
+    stability_weight: float = Field(default=0.5, ge=0, description="final weight of the stability loss")
+    stability_ramp: float = Field(
+        default=0.2, ge=0, le=1, description="share of the iterations its cosine ramp from 0 takes"
+    )
+    concepts: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="class name -> concepts for its text query; default: the class table's, else the name",
+    )
+
+
 # Where a method's paper differs from the UniMatch V2 defaults; keys a user sets explicitly win.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "rs-mtdf": {"batch_size": 8, "batch_size_unlabeled": 8},
+    # Co2S: AdamW base lr 1e-4 with backbone x0.01 and head x10, i.e. backbone 1e-6 and head 1e-3 = x1000.
+    "co2s": {
+        "crop": 512,
+        "epochs": 80,
+        "lr": 1e-6,
+        "head_lr_mult": 1000.0,
+        "batch_size": 2,
+        "batch_size_unlabeled": 2,
+    },
 }
 
 
 class TrainConfig(Strict):
-    method: Literal["supervised", "fixmatch", "unimatch-v2", "rs-mtdf"] = "unimatch-v2"
+    method: Literal["supervised", "fixmatch", "unimatch-v2", "rs-mtdf", "co2s"] = "unimatch-v2"
     labeled: str = Field(
         default="1/1", description="labeled share of the training chips: 1/8, 12.5%, or a count"
     )
@@ -238,6 +272,7 @@ class TrainConfig(Strict):
     log_every: int = Field(default=10, ge=1, description="steps between log lines / progress updates")
     deterministic: bool = Field(default=False, description="deterministic torch algorithms (slower)")
     rs_mtdf: RSMTDFConfig = Field(default_factory=RSMTDFConfig, description="RS-MTDF teachers and fusion")
+    co2s: Co2SConfig = Field(default_factory=Co2SConfig, description="Co2S students and stability loss")
 
     @model_validator(mode="before")
     @classmethod

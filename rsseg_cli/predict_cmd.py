@@ -43,6 +43,7 @@ class PredictOptions:
     bands: list[int | str] | None = None
     pixel_space: bool = False
     compress: str = "deflate"
+    student: str | None = None  # Co2S: clip, dinov3 or ensemble
     vector: dict = field(default_factory=dict)  # options for vectorize_mask
 
 
@@ -180,7 +181,7 @@ def run_predict(
     path = default_checkpoint(checkpoint)
     device = resolve_device(device_name)
     precision = resolve_precision(precision_name, device)
-    im = load_inference_model(path, device, precision)
+    im = load_inference_model(path, device, precision, opts.student)
     if opts.window is not None and opts.window < 1:
         raise UserError("--window must be a positive number of pixels.")
     # Check every scene before predicting any, so a bad third scene does not fail after an hour.

@@ -44,6 +44,12 @@ def model_config(cfg: Config, num_classes: int, in_chans: int, band_map: list[in
 
 
 def build_model(config: dict, weights: str):
+    """The network a model config describes (weights: the backbone's pretrained weights; 'none' before
+    loading a checkpoint)."""
+    if config.get("co2s"):
+        from rsseg_cli.models.co2s import build_co2s_model
+
+        return build_co2s_model(config)
     from rsseg_cli.models.segmenter import build_segmenter
 
     model = build_segmenter(
@@ -162,9 +168,11 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
 
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed (and on every DDP process)
     in_chans = len(data.band_names)
-    method = method_from_config(cfg, data.num_classes, in_chans, band_map)
+    method = method_from_config(cfg, data.meta["classes"], in_chans, band_map)
     mconf = model_config(cfg, data.num_classes, in_chans, band_map, **method.model_extras())
-    model = build_model(mconf, "none" if resuming else cfg.model.weights)
+    model = method.build_model(mconf, resuming)
+    if model is None:
+        model = build_model(mconf, "none" if resuming else cfg.model.weights)
     if dist.main and not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(run_dir / "config.yaml") as tmp:

@@ -41,11 +41,18 @@ def sliding_probs(
     window: int,
     overlap: float = 0.25,
     batch_size: int = 4,
+    probabilities: bool = False,
 ) -> torch.Tensor:
-    """Class probabilities (B, K, H, W) of `image` (B, C, H, W); `predict` maps a batch to logits."""
+    """Class probabilities (B, K, H, W) of `image` (B, C, H, W); `predict` maps a batch to logits, or to
+    probabilities already (`probabilities`; blending is linear, so K may stack several predictions)."""
     b, _, h, w = image.shape
+
+    def probs_of(x: torch.Tensor) -> torch.Tensor:
+        out = predict(x).float()
+        return out if probabilities else out.softmax(dim=1)
+
     if h <= window and w <= window:
-        return predict(image).float().softmax(dim=1)
+        return probs_of(image)
     stride = max(1, int(window * (1 - overlap)))
     grid = window_grid(h, w, window, stride, "snap" if min(h, w) >= window else "pad")
     acc = torch.zeros(b, num_classes, h, w, device=image.device)
@@ -60,7 +67,7 @@ def sliding_probs(
         padded = [
             torch.nn.functional.pad(c, (0, window - c.shape[-1], 0, window - c.shape[-2])) for c in crops
         ]
-        probs = predict(torch.cat(padded)).float().softmax(dim=1).split(b)
+        probs = probs_of(torch.cat(padded)).split(b)
         for gw, (ch, cw), p in zip(chunk, sizes, probs):
             weight = window_weight(
                 gw.row == 0, gw.row + window >= h, gw.col == 0, gw.col + window >= w, window, image.device

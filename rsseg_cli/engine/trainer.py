@@ -25,7 +25,7 @@ from rsseg_cli.engine.distributed import Dist, all_reduce_mean, barrier
 from rsseg_cli.engine.loaders import BatchStream
 from rsseg_cli.engine.precision import autocast, grad_scaler
 from rsseg_cli.engine.schedule import EMATeacher, poly_lr
-from rsseg_cli.engine.validate import confusion_on_chips
+from rsseg_cli.engine.validate import confusions_on_chips
 from rsseg_cli.errors import Interrupted, UserError
 from rsseg_cli.evaluation.metrics import compute_metrics
 from rsseg_cli.methods.base import Method
@@ -72,10 +72,10 @@ class Trainer:
             ids = [spec.device.index] if spec.device.type == "cuda" else None
             self.student = DistributedDataParallel(self.model, device_ids=ids)
         self.teacher = EMATeacher(self.model, cfg.ema_decay) if method.uses_ema else None
-        # The backbone learns at lr, the head (and any other group a model adds) at lr x head_lr_mult.
+        # The backbone learns at lr, the head (and the other groups a model adds) at the method's multiple.
         groups = self.model.param_groups()
         for group in groups:
-            group["lr"] = cfg.lr if group["name"] == "backbone" else cfg.lr * cfg.head_lr_mult
+            group["lr"] = cfg.lr * method.lr_multiplier(group["name"], cfg.head_lr_mult)
         self.optimizer = torch.optim.AdamW(
             groups,
             lr=cfg.lr,
@@ -134,7 +134,13 @@ class Trainer:
             "crop": self.cfg.crop,
             "step": self.step,
             "best": self.best,
+            # A model with several predictions (Co2S's students and their ensemble): the one that validated
+            # best, which prediction uses unless told otherwise.
+            **({"student": self.best.get("student")} if self._variants() else {}),
         }
+
+    def _variants(self) -> tuple[str, ...]:
+        return tuple(getattr(self.model, "variants", ()))
 
     def save_last(self) -> None:
         if not self.spec.dist.main:
@@ -165,6 +171,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best = dict(state["best"])
+        if self._variants() and self.best.get("student"):
+            self.model.use(self.best["student"])
         if self.spec.dist.main:
             # Lines written after this checkpoint (a crash between logging and saving) would repeat.
             for name in ("metrics.jsonl", "train_log.jsonl"):
@@ -245,6 +253,7 @@ class Trainer:
         labeled = self.labeled.next()
         unlabeled = self.unlabeled.next() if self.unlabeled is not None else None
         teacher = self.teacher.model if self.teacher is not None else None
+        self.method.begin_step(self.step, self.total_steps)
         with autocast(spec.precision, self.device):
             out = self.method.step(self.student, teacher, labeled, unlabeled)
         finite = torch.isfinite(out.loss.detach()).float()
@@ -269,7 +278,7 @@ class Trainer:
 
     def _evaluate(self, train_means: dict[str, float], seconds: float) -> None:
         spec = self.spec
-        cm = confusion_on_chips(
+        cms = confusions_on_chips(
             self._inference_model(),
             spec.data,
             spec.val_ids,
@@ -280,10 +289,16 @@ class Trainer:
             spec.dist.rank,
             spec.dist.world,
         )
-        metrics = compute_metrics(cm.matrix, spec.data.class_names)
+        by_variant = {v: compute_metrics(cm.matrix, spec.data.class_names) for v, cm in cms.items()}
+        # Several predictions (Co2S): the best of them is the run's score and the checkpoint's default.
+        chosen = max(by_variant, key=lambda v: by_variant[v]["mean_iou"])
+        metrics, cm = by_variant[chosen], cms[chosen]
         improved = metrics["mean_iou"] > self.best["mIoU"]
         if improved:
             self.best = {"mIoU": metrics["mean_iou"], "step": self.step}
+            if self._variants():
+                self.best["student"] = chosen
+                self._inference_model().use(chosen)
         if spec.dist.main:
             record = {
                 "step": self.step,
@@ -295,6 +310,11 @@ class Trainer:
                 "mean_f1": metrics["mean_f1"],
                 "kappa": metrics["kappa"],
                 "iou": {c["name"]: c["iou"] for c in metrics["per_class"]},
+                **(
+                    {"student": chosen, "students": {v: m["mean_iou"] for v, m in by_variant.items()}}
+                    if self._variants()
+                    else {}
+                ),
                 "best_mIoU": self.best["mIoU"],
                 "seconds": round(seconds, 1),
             }

@@ -14,8 +14,14 @@ from rsseg_cli.engine.sliding import sliding_probs
 from rsseg_cli.evaluation.confusion import ConfusionMatrix
 
 
+def confusion_on_chips(*args, **kwargs) -> ConfusionMatrix:
+    """The confusion matrix of a model with one prediction (see `confusions_on_chips`)."""
+    (cm,) = confusions_on_chips(*args, **kwargs).values()
+    return cm
+
+
 @torch.no_grad()
-def confusion_on_chips(
+def confusions_on_chips(
     model: nn.Module,
     data: ChipDataset,
     ids: list[str],
@@ -27,24 +33,34 @@ def confusion_on_chips(
     world: int = 1,
     workers: int = 0,
     progress=None,
-) -> ConfusionMatrix:
+) -> dict[str, ConfusionMatrix]:
+    """One confusion matrix per prediction the model offers: {'model': cm} for a plain model; for a model
+    with `variants` (Co2S: each student and the ensemble) one per variant, all from a single pass."""
     chips = EvalChips(data, ids, norm)
     mine = list(range(rank, len(chips), world))
     loader = DataLoader(torch.utils.data.Subset(chips, mine), batch_size=1, num_workers=workers)
-    cm = ConfusionMatrix(data.num_classes)
+    variants = tuple(getattr(model, "variants", ())) or ("model",)
+    k = data.num_classes
+    cms = {v: ConfusionMatrix(k) for v in variants}
     was_training = model.training
     model.eval()
 
     def predict(x: torch.Tensor) -> torch.Tensor:
         with autocast(precision, device):
-            return model(x)
+            if variants == ("model",):
+                return model(x).float().softmax(dim=1)
+            probs = model.variant_probs(x)
+            return torch.cat([probs[v] for v in variants], dim=1)
 
     for batch in loader:
         image = batch["image"].to(device)
-        probs = sliding_probs(predict, image, data.num_classes, window)
-        cm.update(probs.argmax(dim=1), batch["mask"].to(device))
+        probs = sliding_probs(predict, image, k * len(variants), window, probabilities=True)
+        target = batch["mask"].to(device)
+        for v, p in zip(variants, probs.split(k, dim=1)):
+            cms[v].update(p.argmax(dim=1), target)
         if progress is not None:
             progress.advance(1)
     model.train(was_training)
-    cm.all_reduce()
-    return cm
+    for cm in cms.values():
+        cm.all_reduce()
+    return cms

@@ -278,3 +278,23 @@ def print_metrics(metrics: dict, title: str = "") -> None:
     note = metrics.get("mean_iou_note")
     if note:
         console.print(note, style="dim", highlight=False)
+
+
+def print_students(students: dict[str, dict], chosen: str) -> None:
+    """Co2S: mIoU, OA and mean F1 of each student and of their ensemble, the reported one marked."""
+    from rich.table import Table
+
+    table = Table(title="students")
+    for col in ("prediction", "mIoU", "OA", "mean F1"):
+        table.add_column(col, justify="left" if col == "prediction" else "right")
+    for name, m in students.items():
+        table.add_row(
+            f"{name} *" if name == chosen else name,
+            f"{100 * m['mean_iou']:.2f}",
+            f"{100 * m['overall_accuracy']:.2f}",
+            f"{100 * m['mean_f1']:.2f}",
+        )
+    console.print(table)
+    console.print(
+        "* reported above; choose with --student clip|dinov3|ensemble", style="dim", highlight=False
+    )

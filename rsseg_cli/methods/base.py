@@ -34,17 +34,30 @@ class Method:
 
     @classmethod
     def from_config(
-        cls, cfg: Config, num_classes: int, in_chans: int, band_map: Sequence[int | None]
+        cls, cfg: Config, classes: Sequence[dict], in_chans: int, band_map: Sequence[int | None]
     ) -> Method:
         """The method as a run's configuration describes it (methods with teachers load them here)."""
-        return cls(num_classes=num_classes, tau=cfg.train.tau)
+        return cls(num_classes=len(classes), tau=cfg.train.tau)
 
     def model_extras(self) -> dict[str, Any]:
         """Entries this method adds to the checkpoint's model config (e.g. RS-MTDF's fusion modules)."""
         return {}
 
+    def build_model(self, config: dict[str, Any], resuming: bool) -> nn.Module | None:
+        """A model of the method's own (Co2S's two students), or None for the configured segmenter. It may
+        complete `config` with resolved values; it is what rebuilds the model from a checkpoint."""
+        return None
+
     def setup(self, device: torch.device, precision: str) -> None:
         """Move whatever the method owns besides the model (frozen teachers) to the training device."""
+
+    def lr_multiplier(self, group: str, head_lr_mult: float) -> float:
+        """Learning rate of an optimizer group relative to train.lr: the backbone learns at lr, the rest
+        (head, fusion modules) at lr x head_lr_mult."""
+        return 1.0 if group == "backbone" else head_lr_mult
+
+    def begin_step(self, step: int, total: int) -> None:
+        """Called before each step (schedules inside a method, such as Co2S's stability ramp)."""
 
     def step(
         self, student: nn.Module, teacher: nn.Module | None, labeled: dict, unlabeled: dict | None
@@ -92,4 +105,11 @@ def cutmix(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Paste each sample's batch partner inside `box`: its strong view with its pseudo-label, confidence and
     ignore mask, so the targets follow the pixels."""
-    return tuple(mix(t, partner(t), box) for t in (strong, pseudo, confidence, ignore))  # type: ignore[return-value]
+    return (mix(strong, partner(strong), box), *mixed_targets(box, pseudo, confidence, ignore))
+
+
+def mixed_targets(
+    box: torch.Tensor, pseudo: torch.Tensor, confidence: torch.Tensor, ignore: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The targets of a view CutMixed with `box` (for methods that mix the images before pseudo-labelling)."""
+    return tuple(mix(t, partner(t), box) for t in (pseudo, confidence, ignore))  # type: ignore[return-value]

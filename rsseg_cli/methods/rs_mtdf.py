@@ -78,7 +78,7 @@ class RSMTDF(Method):
         self.distill_weight = distill_weight
 
     @classmethod
-    def from_config(cls, cfg, num_classes: int, in_chans: int, band_map) -> RSMTDF:
+    def from_config(cls, cfg, classes, in_chans: int, band_map) -> RSMTDF:
         from rsseg_cli.models.teachers import TeacherSpec, build_teacher
 
         opts = cfg.train.rs_mtdf
@@ -99,7 +99,7 @@ class RSMTDF(Method):
             for name, t in active.items()
         ]
         return cls(
-            num_classes,
+            len(classes),
             cfg.train.tau,
             teachers,
             loss_weights={n: t.loss_weight for n, t in active.items()},

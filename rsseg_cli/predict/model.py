@@ -87,7 +87,9 @@ class InferenceModel:
         return torch.from_numpy(self.normalization.model_input(data, valid))
 
 
-def load_inference_model(path: Path, device: torch.device, precision: str) -> InferenceModel:
+def load_inference_model(
+    path: Path, device: torch.device, precision: str, student: str | None = None
+) -> InferenceModel:
     from rsseg_cli.evaluate_cmd import load_model
 
     payload = ckpt.load(path)
@@ -99,7 +101,7 @@ def load_inference_model(path: Path, device: torch.device, precision: str) -> In
             f"{path} lacks {', '.join(missing)}, which prediction needs. Pass a best.pt or last.pt written "
             "by this version of `rsseg train`."
         )
-    model = load_model(payload, device)
+    model = load_model(payload, device, student)
     # The network now owns the weights: drop the checkpoint's copies (and a last.pt's training state).
     payload = {k: v for k, v in payload.items() if k not in ("state_dict", "train_state")}
     norm = Normalization.from_dict(payload["normalization"])

@@ -40,7 +40,7 @@ def tiny_rs_mtdf(*extra: str, in_chans: int = 4, num_classes: int = 7):
     cfg = load_config(overrides=[*TINY_MODEL, *TINY_TEACHERS, *extra])
     band_map = [0, 1, 2, None][:in_chans]
     torch.manual_seed(0)
-    method = method_from_config(cfg, num_classes, in_chans, band_map)
+    method = method_from_config(cfg, [{"name": f"class{i}"} for i in range(num_classes)], in_chans, band_map)
     student = build_model(model_config(cfg, num_classes, in_chans, band_map, **method.model_extras()), "none")
     return method, student
 

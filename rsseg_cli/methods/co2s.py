@@ -1,0 +1,204 @@
+"""Co2S: co-guidance and co-fusion of a CLIP student and a DINOv3 student (methods.md).
+
+Per step, for each student k (clip: explicit text-query guidance; dinov3: learned queries), UniMatch style,
+each student pseudo-labelling itself on the weak view, no EMA:
+    L_k = (L_x + 0.25 L_s1 + 0.25 L_s2 + 0.5 L_fp) / 2
+with L_fp the loss of the weak view through Dropout2d(0.5) on the features. Then the stability loss on the
+weak unlabeled view: per pixel, where either student's confidence reaches tau, the more confident one
+teaches the other:
+    L_sta = sum(mask * (softmax(student) - softmax(teacher).detach())^2) / (mask.sum() * classes)
+Its gradient reaches the student side (the released code detaches both sides, so it trains nothing). Its
+weight rises 0 -> 0.5 along a cosine ramp over the first 20 % of the iterations.
+    loss = L_clip + L_dinov3 + w(t) L_sta
+is the paper's two optimizers in one backward: the students share no parameters, so each gets exactly the
+gradient of its own L_k + w L_sta.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from rsseg_cli.data.augment import mix, partner
+from rsseg_cli.errors import UserError
+from rsseg_cli.methods.base import (
+    Method,
+    StepOutput,
+    confident_share,
+    mixed_targets,
+    supervised_loss,
+    unsupervised_loss,
+)
+
+
+def stability_loss(
+    logits_a: torch.Tensor, logits_b: torch.Tensor, ignore: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """Confidence-arbitrated consistency between two students' predictions of the same pixels.
+
+    Where max(conf_a, conf_b) >= tau (and the pixel is not ignored), the more confident student (a on ties)
+    is the teacher, detached; the other is pulled towards it by a squared error over the class
+    probabilities, normalized by the number of such pixels times the number of classes.
+    """
+    p_a, p_b = logits_a.float().softmax(dim=1), logits_b.float().softmax(dim=1)
+    conf_a, conf_b = p_a.detach().max(dim=1).values, p_b.detach().max(dim=1).values
+    mask = (torch.maximum(conf_a, conf_b) >= tau) & ~ignore
+    a_teaches = (conf_a >= conf_b)[:, None]
+    student = torch.where(a_teaches, p_b, p_a)
+    teacher = torch.where(a_teaches, p_a, p_b).detach()
+    squared = ((student - teacher) ** 2 * mask[:, None]).sum()
+    return squared / (mask.sum().clamp(min=1) * p_a.shape[1])
+
+
+def stability_weight(step: int, total: int, final: float = 0.5, ramp: float = 0.2) -> float:
+    """0 at the first step, rising along half a cosine to `final` at `ramp` x total steps, then flat."""
+    length = ramp * total
+    if length <= 0:
+        return final
+    t = min(step / length, 1.0)
+    return final * 0.5 * (1.0 - math.cos(math.pi * t))
+
+
+class Co2S(Method):
+    name = "co2s"
+    uses_ema = False
+
+    def __init__(
+        self,
+        num_classes: int,
+        tau: float = 0.95,
+        stability: float = 0.5,
+        ramp: float = 0.2,
+        query_lr_mult: float = 100.0,
+        students: dict[str, Any] | None = None,
+        weights: dict[str, str] | None = None,
+        concepts: list[list[str]] | None = None,
+    ):
+        super().__init__(num_classes, tau)
+        self.stability = stability
+        self.ramp = ramp
+        self.query_lr_mult = query_lr_mult
+        self.students = students or {}
+        self.weights = weights or {"clip": "none", "dinov3": "none"}
+        self.concepts = concepts or [[f"class {i}"] for i in range(num_classes)]
+        self.weight_now = 0.0
+
+    @classmethod
+    def from_config(cls, cfg, classes, in_chans: int, band_map) -> Co2S:
+        from rsseg_cli.models.text_queries import class_concepts
+
+        opts = cfg.train.co2s
+        names = [c["name"] for c in classes]
+        unknown = sorted(set(opts.concepts) - set(names))
+        if unknown:
+            raise UserError(
+                f"train.co2s.concepts names {', '.join(unknown)}, which the dataset's classes "
+                f"({', '.join(names)}) do not have."
+            )
+        table = [
+            {"name": c["name"], "concepts": opts.concepts.get(c["name"], c.get("concepts") or [])}
+            for c in classes
+        ]
+        common = dict(num_classes=len(classes), in_chans=in_chans, band_map=list(band_map), head=opts.head)
+        students = {
+            "clip": dict(backbone=opts.clip, **common, **opts.clip_kwargs),
+            "dinov3": dict(backbone=opts.dinov3, **common, **opts.dinov3_kwargs),
+        }
+        weights = {
+            "clip": _student_weights("clip", opts.clip_weights, cfg.model.weights),
+            "dinov3": _student_weights("dinov3", opts.dinov3_weights, cfg.model.weights),
+        }
+        return cls(
+            len(classes),
+            cfg.train.tau,
+            opts.stability_weight,
+            opts.stability_ramp,
+            opts.query_lr_mult,
+            students,
+            weights,
+            class_concepts(table),
+        )
+
+    def model_extras(self) -> dict[str, Any]:
+        return {"co2s": dict(self.students), "concepts": self.concepts}
+
+    def build_model(self, config: dict[str, Any], resuming: bool):
+        """Both students with their pretrained weights (loaded after any initialization) and the CLIP
+        student's text queries, computed once here by the CLIP text tower of the same model; a resumed run
+        takes everything, queries included, from its checkpoint."""
+        from rsseg_cli.models.backbones import create_open_clip
+        from rsseg_cli.models.co2s import build_co2s_model
+        from rsseg_cli.models.text_queries import encode_class_queries
+
+        if resuming:
+            model = build_co2s_model(config)
+        else:
+            clip = self.students["clip"]
+            overrides = {
+                k: v
+                for k, v in clip.items()
+                if k not in ("backbone", "num_classes", "in_chans", "band_map", "head", "skip_blocks")
+            }
+            text_model = create_open_clip(clip["backbone"], self.weights["clip"], **overrides)
+            queries = encode_class_queries(text_model, clip["backbone"], self.concepts)
+            del text_model
+            model = build_co2s_model(config, self.weights, queries)
+        # The resolved student configurations (blocks, bands) are what a checkpoint rebuilds.
+        config["co2s"] = {name: s.config for name, s in model.students.items()}
+        return model
+
+    def lr_multiplier(self, group: str, head_lr_mult: float) -> float:
+        part = group.rsplit(".", 1)[-1].removesuffix("_no_decay")
+        if part == "backbone":
+            return 1.0
+        return self.query_lr_mult if part == "queries" else head_lr_mult
+
+    def begin_step(self, step: int, total: int) -> None:
+        self.weight_now = stability_weight(step, total, self.stability, self.ramp)
+
+    def step(self, student, teacher, labeled, unlabeled) -> StepOutput:
+        x, mask = labeled["image"], labeled["mask"]
+        u = unlabeled
+        n, ignore = len(x), u["ignore"]
+        # The strong views are CutMixed before the forward; their targets follow once pseudo-labels exist.
+        view1 = mix(u["strong1"], partner(u["strong1"]), u["box1"])
+        view2 = mix(u["strong2"], partner(u["strong2"]), u["box2"])
+        out = student(torch.cat([x, u["weak"]]), strong=torch.cat([view1, view2]), n_labeled=n)
+
+        losses, logs, weak = {}, {}, {}
+        for name, o in out.items():
+            logits_x, logits_w = o["main"].split([n, len(u["weak"])])
+            weak[name] = logits_w
+            confidence, pseudo = logits_w.detach().float().softmax(dim=1).max(dim=1)
+            logits_s1, logits_s2 = o["strong"].chunk(2)
+            loss_x = supervised_loss(logits_x, mask)
+            loss_s1 = unsupervised_loss(
+                logits_s1, *mixed_targets(u["box1"], pseudo, confidence, ignore), self.tau
+            )
+            loss_s2 = unsupervised_loss(
+                logits_s2, *mixed_targets(u["box2"], pseudo, confidence, ignore), self.tau
+            )
+            loss_fp = unsupervised_loss(o["fp"], pseudo, confidence, ignore, self.tau)
+            losses[name] = (loss_x + 0.25 * loss_s1 + 0.25 * loss_s2 + 0.5 * loss_fp) / 2
+            logs[f"{name}_x"] = loss_x.detach()
+            logs[f"{name}_u"] = ((loss_s1 + loss_s2) / 2).detach()
+            logs[f"{name}_fp"] = loss_fp.detach()
+            logs[f"{name}_confident"] = confident_share(confidence, ignore, self.tau)
+        loss_sta = stability_loss(weak["clip"], weak["dinov3"], ignore, self.tau)
+        loss = losses["clip"] + losses["dinov3"] + self.weight_now * loss_sta
+        logs["loss_sta"] = loss_sta.detach()
+        logs["w_sta"] = torch.tensor(self.weight_now)
+        return StepOutput(loss, logs)
+
+
+def _student_weights(name: str, weights: str | None, model_weights: str) -> str:
+    if weights is not None:
+        return weights
+    if model_weights in ("hub", "none"):
+        return model_weights
+    raise UserError(
+        f"model.weights is a local file, so the Co2S {name} student needs its own: "
+        f"--set train.co2s.{name}_weights=/path/to/weights (or hub / none)."
+    )

@@ -1,0 +1,323 @@
+"""Co2S: the stability loss and its ramp, text queries from the real CLIP text tower, attention-only tuning and
+learning-rate groups, training steps, and prediction by each student and by their ensemble."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+from rsseg_cli.config import load_config
+from tests.test_training import TINY_TRAIN, dataset  # noqa: F401  (module fixture)
+
+CLIP_KW = (
+    "{embed_dim: 32, vision_cfg: {image_size: 64, layers: 4, width: 96, patch_size: 8, head_width: 32}, "
+    "text_cfg: {context_length: 77, vocab_size: 49408, width: 32, heads: 2, layers: 1}}"
+)
+TINY_CO2S = [
+    "train.method=co2s",
+    f"train.co2s.clip_kwargs={CLIP_KW}",
+    "train.co2s.dinov3_kwargs={depth: 4, embed_dim: 96, num_heads: 3, patch_size: 8, img_size: 64}",
+    "train.co2s.head={hidden: 16, attn_dim: 32, heads: 2, ffn: 32, skip_out: [8, 4]}",
+]
+# The tiny runs learn at ordinary rates (the recipe's 1e-6 backbone rate would show nothing in 4 steps).
+TRAIN = [*TINY_TRAIN, *TINY_CO2S, "train.co2s.query_lr_mult=1"]
+CLASSES = [
+    {"name": "water", "concepts": ["lake", "river", "pond"]},
+    {"name": "forest", "concepts": []},
+    {"name": "building"},
+]
+
+
+def tiny_co2s(*extra: str, classes=CLASSES, in_chans: int = 4):
+    from rsseg_cli.methods import method_from_config
+    from rsseg_cli.train import model_config
+
+    cfg = load_config(overrides=["model.weights=none", *TINY_CO2S, *extra])
+    band_map = [0, 1, 2, None][:in_chans]
+    torch.manual_seed(0)
+    method = method_from_config(cfg, classes, in_chans, band_map)
+    mconf = model_config(cfg, len(classes), in_chans, band_map, **method.model_extras())
+    model = method.build_model(mconf, resuming=False)
+    return method, model, mconf
+
+
+def fixed_batch(n: int = 2, size: int = 32, bands: int = 4, classes: int = 3):
+    g = torch.Generator().manual_seed(1)
+    box = torch.zeros(n, size, size, dtype=torch.bool)
+    box[:, 8:20, 8:20] = True
+    labeled = {
+        "image": torch.randn(n, bands, size, size, generator=g),
+        "mask": torch.randint(0, classes, (n, size, size), generator=g),
+    }
+    unlabeled = {
+        "weak": torch.randn(n, bands, size, size, generator=g),
+        "strong1": torch.randn(n, bands, size, size, generator=g),
+        "strong2": torch.randn(n, bands, size, size, generator=g),
+        "ignore": torch.zeros(n, size, size, dtype=torch.bool),
+        "box1": box,
+        "box2": box.flip(-1),
+    }
+    return labeled, unlabeled
+
+
+# --- the stability loss --------------------------------------------------------------------------------
+
+
+def test_stability_loss_equals_hand_computation_and_trains_the_student_side():
+    """Three classes, four pixels, tau 0.8:
+    pixel 0: a confident (0.9) > b (0.6): a teaches b;  pixel 1: both below tau: no loss;
+    pixel 2: b confident (0.85) > a (0.5): b teaches a;  pixel 3: a confident but ignored: no loss."""
+    from rsseg_cli.methods.co2s import stability_loss
+
+    p_a = torch.tensor([[0.9, 0.05, 0.05], [0.5, 0.3, 0.2], [0.5, 0.25, 0.25], [0.95, 0.03, 0.02]])
+    p_b = torch.tensor([[0.2, 0.6, 0.2], [0.4, 0.4, 0.2], [0.05, 0.1, 0.85], [0.1, 0.1, 0.8]])
+    # (1, 3, 1, 4) logits whose softmax is exactly these probabilities.
+    logits_a = p_a.log().T[None, :, None, :].clone().requires_grad_(True)
+    logits_b = p_b.log().T[None, :, None, :].clone().requires_grad_(True)
+    ignore = torch.tensor([[[False, False, False, True]]])
+
+    loss = stability_loss(logits_a, logits_b, ignore, tau=0.8)
+    # Pixel 0: sum((p_b - p_a)^2), pixel 2: sum((p_a - p_b)^2); two pixels x three classes.
+    expected = (((p_b[0] - p_a[0]) ** 2).sum() + ((p_a[2] - p_b[2]) ** 2).sum()) / (2 * 3)
+    torch.testing.assert_close(loss, expected)
+
+    loss.backward()
+    grad_a, grad_b = logits_a.grad[0, :, 0], logits_b.grad[0, :, 0]
+    # a is the student only at pixel 2, b only at pixel 0; the teacher side gets nothing.
+    assert grad_a[:, 2].abs().sum() > 0 and grad_a[:, [0, 1, 3]].abs().sum() == 0
+    assert grad_b[:, 0].abs().sum() > 0 and grad_b[:, [1, 2, 3]].abs().sum() == 0
+    # The student moves towards the teacher: one gradient step on b lowers the loss at pixel 0.
+    with torch.no_grad():
+        stepped = logits_b - 10.0 * logits_b.grad
+    assert stability_loss(logits_a.detach(), stepped, ignore, 0.8) < loss.detach()
+
+
+def test_stability_loss_without_confident_pixels_is_zero_with_a_gradient_path():
+    from rsseg_cli.methods.co2s import stability_loss
+
+    logits = torch.zeros(2, 4, 3, 3, requires_grad=True)  # uniform: confidence 0.25 < tau
+    loss = stability_loss(logits, logits.detach().clone(), torch.zeros(2, 3, 3, dtype=torch.bool), 0.95)
+    assert loss.item() == 0.0
+    loss.backward()  # still part of the graph: DDP and the loop see a normal loss
+
+
+def test_stability_ramp_values():
+    from rsseg_cli.methods.co2s import stability_weight
+
+    total = 1000
+    assert stability_weight(0, total) == 0.0
+    assert stability_weight(100, total) == pytest.approx(0.25)  # half way through the 20 % ramp
+    assert stability_weight(50, total) == pytest.approx(0.5 * 0.5 * (1 - math.cos(math.pi / 4)))
+    assert stability_weight(200, total) == pytest.approx(0.5)
+    assert stability_weight(999, total) == pytest.approx(0.5)
+    values = [stability_weight(s, total) for s in range(0, 300)]
+    assert all(b >= a for a, b in itertools.pairwise(values))
+    assert stability_weight(10, total, final=1.0, ramp=0.0) == 1.0
+
+
+# --- model, queries and optimizer groups ---------------------------------------------------------------
+
+
+def test_text_queries_come_from_the_clip_text_tower_and_are_stored(tmp_path):
+    """The CLIP student's queries are the text tower's prompt-ensembled embeddings of each class's concepts
+    (from a local weights file, as offline clusters load them), unit norm, one per class, in the state."""
+    from safetensors.torch import save_file
+
+    from rsseg_cli.models import create_open_clip, tiny_overrides
+    from rsseg_cli.models.text_queries import encode_class_queries
+
+    torch.manual_seed(11)
+    clip = create_open_clip("clip_b16", **tiny_overrides("clip_b16"))
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, str(tmp_path / "clip.safetensors"))
+    _, model, _ = tiny_co2s(f"train.co2s.clip_weights={tmp_path / 'clip.safetensors'}")
+    queries = model.students["clip"].queries
+    assert queries.shape == (3, 32) and "students.clip.queries" in model.state_dict()
+    assert "queries" not in dict(model.students["clip"].named_parameters())
+    torch.testing.assert_close(queries.norm(dim=1), torch.ones(3))
+    concepts = [["water", "lake", "river", "pond"], ["forest"], ["building"]]
+    torch.testing.assert_close(queries, encode_class_queries(clip, "clip_b16", concepts))
+    # The student's image tower got the same file's weights.
+    visual = model.students["clip"].backbone.model.state_dict()
+    for k, v in clip.visual.state_dict().items():
+        if k == "conv1.weight":  # 4 bands: the band adapter's filters, from the pretrained RGB ones
+            torch.testing.assert_close(visual[k][:, :3], v * 3 / 4)
+        else:
+            torch.testing.assert_close(visual[k], v)
+    # Concepts change the query; a concept list in the config overrides the class table's.
+    name_only = encode_class_queries(clip, "clip_b16", [["water"], ["forest"], ["building"]])
+    assert not torch.allclose(queries[0], name_only[0]) and torch.allclose(queries[1], name_only[1])
+    _, other, _ = tiny_co2s(
+        f"train.co2s.clip_weights={tmp_path / 'clip.safetensors'}",
+        "train.co2s.concepts={forest: [woodland, trees]}",
+    )
+    expected = encode_class_queries(clip, "clip_b16", [["forest", "woodland", "trees"]])[0]
+    torch.testing.assert_close(other.students["clip"].queries[1], expected)
+
+
+def test_only_attention_learns_and_groups_get_their_rates():
+    from rsseg_cli.methods.co2s import Co2S
+
+    method, model, _ = tiny_co2s("train.co2s.query_lr_mult=100")
+    for name, student in model.students.items():
+        trainable = {n for n, p in student.backbone.named_parameters() if p.requires_grad}
+        assert trainable and all(".attn." in n for n in trainable), name
+        assert all(("qkv" in n or "proj" in n) for n in trainable), name
+    assert model.students["dinov3"].queries.requires_grad
+    groups = model.param_groups()
+    names = {g["name"] for g in groups}
+    assert {"clip.backbone", "clip.head", "dinov3.backbone", "dinov3.head", "dinov3.queries"} <= names
+    assert {g["name"] for g in groups if g.get("weight_decay") == 0.0} == {
+        n for n in names if n.endswith("_no_decay")
+    }
+    assert any(n.endswith("head_no_decay") for n in names)  # GroupNorm / LayerNorm of the heads
+    assert isinstance(method, Co2S)
+    # The paper: base 1e-4, backbone x0.01, head x10, queries x1 -> in rsseg terms lr 1e-6, x1000, x100.
+    rates = {n: method.lr_multiplier(n, 1000.0) for n in names}
+    assert rates["clip.backbone"] == rates["dinov3.backbone"] == 1.0
+    assert rates["clip.head"] == rates["clip.head_no_decay"] == rates["dinov3.head"] == 1000.0
+    assert rates["dinov3.queries"] == 100.0
+    cfg = load_config(overrides=["train.method=co2s"])
+    assert (cfg.train.lr, cfg.train.head_lr_mult, cfg.train.crop, cfg.train.epochs) == (1e-6, 1000.0, 512, 80)
+    assert (cfg.train.co2s.clip, cfg.train.co2s.dinov3) == ("clip_b16", "dinov3_b")
+
+
+def test_one_adamw_with_student_groups_equals_two_optimizers():
+    """The paper's two optimizers (one per student) give exactly what one AdamW over both students' groups
+    gives: the students share no parameter and AdamW updates each parameter on its own."""
+    method, model, _ = tiny_co2s()
+    twin = copy.deepcopy(model)
+    labeled, unlabeled = fixed_batch()
+    one = torch.optim.AdamW(model.param_groups(), lr=1e-3)
+    two = [torch.optim.AdamW([{**g} for g in s.param_groups()], lr=1e-3) for s in twin.students.values()]
+    for step in range(2):
+        method.begin_step(step + 50, 100)
+        for m, opts in ((model, [one]), (twin, two)):
+            torch.manual_seed(step)  # the same dropout masks on both sides
+            out = method.step(m, None, labeled, unlabeled)
+            for o in opts:
+                o.zero_grad()
+            out.loss.backward()
+            for o in opts:
+                o.step()
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_ensemble_averages_both_students_probabilities():
+    _, model, _ = tiny_co2s()
+    model.eval()
+    x = torch.randn(2, 4, 40, 40)
+    with torch.no_grad():
+        p_clip = model.students["clip"](x).softmax(1)
+        p_dino = model.students["dinov3"](x).softmax(1)
+        torch.testing.assert_close(model.use("ensemble")(x).softmax(1), (p_clip + p_dino) / 2)
+        torch.testing.assert_close(model.use("clip")(x).softmax(1), p_clip)
+        torch.testing.assert_close(model.use("dinov3")(x).softmax(1), p_dino)
+        probs = model.variant_probs(x)
+    assert set(probs) == {"clip", "dinov3", "ensemble"}
+    assert not torch.allclose(p_clip, p_dino)
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+
+def test_a_few_cpu_steps_with_tiny_vits_lower_both_students_losses():
+    method, model, _ = tiny_co2s("train.tau=0.0")  # tau 0: every pseudo-label and pixel counts
+    opt = torch.optim.AdamW(
+        [{**g, "lr": 1e-3 * method.lr_multiplier(g["name"], 1.0)} for g in model.param_groups()]
+    )
+    labeled, unlabeled = fixed_batch()
+    logs = []
+    for step in range(12):
+        method.begin_step(step, 12)
+        torch.manual_seed(100)
+        out = method.step(model, None, labeled, unlabeled)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        logs.append({k: float(v) for k, v in out.logs.items()} | {"loss": out.loss.item()})
+    assert logs[0]["w_sta"] == 0.0 and logs[-1]["w_sta"] == pytest.approx(0.5)
+    assert logs[-1]["clip_x"] < logs[0]["clip_x"] and logs[-1]["dinov3_x"] < logs[0]["dinov3_x"]
+    assert logs[-1]["loss_sta"] > 0  # the students disagree somewhere: the loss is live
+    assert all(math.isfinite(x["loss"]) for x in logs)
+
+
+def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli, monkeypatch):  # noqa: F811
+    import rasterio
+
+    monkeypatch.chdir(tmp_path)
+    args = ["train", "--data", dataset, "--labeled", "1/4", "--method", "co2s", "--out", "run"]
+    for s in TRAIN:
+        args += ["--set", s]
+    r = cli(*args)
+    assert r.code == 0, r.err
+    records = [json.loads(x) for x in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
+    assert all(set(x["students"]) == {"clip", "dinov3", "ensemble"} for x in records)
+    assert all(x["mIoU"] == max(x["students"].values()) for x in records)
+    best = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=False)
+    assert best["method"] == "co2s" and best["student"] in ("clip", "dinov3", "ensemble")
+    best_record = max(records, key=lambda x: x["mIoU"])
+    assert best["student"] == best_record["student"]
+    assert best["state_dict"]["students.clip.queries"].shape == (7, 32)
+    assert best["model"]["concepts"][0][0] == "water"
+
+    scene = dataset.parent / "sample" / "scene.tif"
+    masks = {}
+    for student in ("clip", "dinov3", "ensemble"):
+        out = tmp_path / f"{student}.tif"
+        r = cli(
+            "predict", scene, "--out", out, "--checkpoint", "run/checkpoints/best.pt", "--student", student
+        )
+        assert r.code == 0, r.err
+        with rasterio.open(out) as src:
+            masks[student] = src.read(1)
+    assert not (masks["clip"] == masks["dinov3"]).all()
+    r = cli("predict", scene, "--out", "default.tif", "--checkpoint", "run/checkpoints/best.pt")
+    assert r.code == 0, r.err
+    with rasterio.open(tmp_path / "default.tif") as src:
+        assert (src.read(1) == masks[best["student"]]).all()
+
+    r = cli("evaluate", "--checkpoint", "run/checkpoints/best.pt", "--json")
+    assert r.code == 0, r.err
+    metrics = json.loads(r.out)
+    assert set(metrics["students"]) == {"clip", "dinov3", "ensemble"}
+    assert metrics["student"] == best["student"]
+    assert metrics["mean_iou"] == pytest.approx(metrics["students"][best["student"]]["mean_iou"])
+    r = cli("evaluate", "--checkpoint", "run/checkpoints/best.pt", "--student", "dinov3", "--json")
+    assert json.loads(r.out)["student"] == "dinov3"
+    r = cli(
+        "predict", scene, "--out", "x.tif", "--checkpoint", "run/checkpoints/best.pt", "--student", "both"
+    )
+    assert r.code == 2 and "clip, dinov3, ensemble" in r.err
+
+
+def test_co2s_resumes_exactly(dataset, tmp_path):  # noqa: F811
+    from rsseg_cli.train import run_training
+
+    cfg = load_config(overrides=[*TRAIN, "train.labeled=1/4", "train.iterations=4", "train.eval_every=2"])
+    straight = run_training(dataset, cfg, out=tmp_path / "straight")
+    run_training(dataset, cfg, out=tmp_path / "resumed", stop_after=2)
+    run_training(dataset, cfg, out=tmp_path / "resumed", resume=True)
+    a = torch.load(straight / "checkpoints/last.pt", weights_only=False)
+    b = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=False)
+    for key, value in a["train_state"]["student"].items():
+        torch.testing.assert_close(value, b["train_state"]["student"][key], rtol=0, atol=0)
+    assert a["student"] == b["student"]
+
+
+def test_co2s_bad_input(dataset, tmp_path, cli, monkeypatch):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    sets = [a for s in TRAIN for a in ("--set", s)]
+    base = ["train", "--data", dataset, "--labeled", "1/4", "--method", "co2s"]
+    r = cli(*base, *sets, "--set", "train.co2s.concepts={lava: [magma]}")
+    assert r.code == 2 and "lava" in r.err
+    r = cli(*base, *sets, "--set", "model.weights=/w/student.safetensors")
+    assert r.code == 2 and "train.co2s.clip_weights" in r.err
+    r = cli(*base, *sets, "--set", "train.co2s.dinov3=clip_b16")
+    assert r.code == 2 and "timm" in r.err
+    assert not (tmp_path / "runs").exists()
