@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +29,7 @@ def run_variant(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
     import torch
 
+    from bench.common import median_after_first, peak_memory_mb, sync, synthetic_batch, timed_steps
     from rsseg_cli.config import load_config
     from rsseg_cli.engine.precision import autocast
     from rsseg_cli.engine.schedule import EMATeacher
@@ -67,60 +66,36 @@ def run_variant(args: argparse.Namespace) -> dict:
     ema = EMATeacher(student, 0.996)
     opt = torch.optim.AdamW(student.param_groups(), lr=1e-5)
 
-    g = torch.Generator().manual_seed(1)
-    n, c = args.batch, args.crop
-
-    def batch() -> tuple[dict, dict]:
-        box = torch.zeros(n, c, c, dtype=torch.bool)
-        box[:, c // 4 : c // 2, c // 4 : c // 2] = True
-        labeled = {
-            "image": torch.randn(n, 3, c, c, generator=g),
-            "mask": torch.randint(0, classes, (n, c, c)),
-        }
-        unlabeled = {
-            "weak": torch.randn(n, 3, c, c, generator=g),
-            "strong1": torch.randn(n, 3, c, c, generator=g),
-            "ignore": torch.zeros(n, c, c, dtype=torch.bool),
-            "box1": box,
-        }
-        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
-        return move(labeled), move(unlabeled)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    steps, ema_times = [], []
+    labeled, unlabeled = synthetic_batch(args.batch, 3, args.crop, classes, device)
+    ema_times: list[float] = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for i in range(args.steps):
-        labeled, unlabeled = batch()
-        sync()
-        t0 = time.perf_counter()
+
+    def step(i: int) -> None:
         with autocast(args.precision, device):
             out = method.step(student, ema.model, labeled, unlabeled)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
-        sync()
-        t1 = time.perf_counter()
+        sync(device)
+        t0 = time.perf_counter()
         ema.update(student, i)
-        sync()
-        t2 = time.perf_counter()
-        steps.append(t2 - t0)
-        ema_times.append(t2 - t1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the checkpoint is written
+        sync(device)
+        ema_times.append(time.perf_counter() - t0)
+
+    steps = timed_steps(step, args.steps, device)
+    peak = peak_memory_mb(device)  # before the checkpoint is written
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "last.pt"
         state = {"student": student.state_dict(), "teacher": ema.model.state_dict()}
         torch.save({**state, "optimizer": opt.state_dict()}, path)
         checkpoint_mb = path.stat().st_size / 2**20
-    timed = steps[1:] or steps  # the first step pays for allocations and lazy init
+    step_s = median_after_first(steps)
     result = {
         "variant": args.variant,
-        "step_s": statistics.median(timed),
-        "ema_s": statistics.median(ema_times[1:] or ema_times),
-        "images_per_s": 2 * n / statistics.median(timed),
+        "step_s": step_s,
+        "ema_s": median_after_first(ema_times),
+        "images_per_s": 2 * args.batch / step_s,
         "checkpoint_mb": checkpoint_mb,
         "ema_params_m": sum(p.numel() for p in ema.model.parameters()) / 1e6,
         "student_params_m": sum(p.numel() for n_, p in student.named_parameters() if "frozen" not in n_)
@@ -128,8 +103,6 @@ def run_variant(args: argparse.Namespace) -> dict:
         "teacher_params_m": sum(p.numel() for t in method.teachers for p in t.parameters()) / 1e6,
         "peak_mb": peak,
     }
-    if device.type == "cuda":
-        result["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
 
 
