@@ -237,9 +237,15 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
 
 
 def _model_name(cfg: Config) -> str:
-    m = cfg.model
+    m, t = cfg.model, cfg.train
+    if t.method == "co2s":
+        return f"students {t.co2s.clip} + {t.co2s.dinov3} (weights {m.weights})"
     extra = ", ".join(f"{k} {v}" for k, v in m.backbone_kwargs.items())
-    return f"{m.backbone} ({extra}, weights {m.weights})" if extra else f"{m.backbone} (weights {m.weights})"
+    name = f"{m.backbone} ({extra}, weights {m.weights})" if extra else f"{m.backbone} (weights {m.weights})"
+    if t.method == "rs-mtdf":
+        teachers = ", ".join(f"{n}: {x.backbone}" for n, x in t.rs_mtdf.active_teachers.items())
+        name += f", frozen teachers {teachers}"
+    return name
 
 
 def _essential(cfg: Config) -> dict:
