@@ -321,3 +321,24 @@ def test_co2s_bad_input(dataset, tmp_path, cli, monkeypatch):  # noqa: F811
     r = cli(*base, *sets, "--set", "train.co2s.dinov3=clip_b16")
     assert r.code == 2 and "timm" in r.err
     assert not (tmp_path / "runs").exists()
+
+
+def test_dinov3_student_keeps_the_loaded_weights(tmp_path):
+    """Pretrained weights are loaded after any initialization: the DINOv3 student's backbone holds exactly the
+    file's weights (its patch filters adapted to 4 bands from the file's RGB ones), its queries are new."""
+    from safetensors.torch import save_file
+
+    from rsseg_cli.models import build_backbone
+
+    torch.manual_seed(5)
+    source = build_backbone("dinov3_b", depth=4, embed_dim=96, num_heads=3, patch_size=8, img_size=64)
+    state = {k: v.contiguous() for k, v in source.model.state_dict().items()}
+    save_file(state, str(tmp_path / "dinov3.safetensors"))
+    _, model, _ = tiny_co2s(f"train.co2s.dinov3_weights={tmp_path / 'dinov3.safetensors'}")
+    loaded = model.students["dinov3"].backbone.model.state_dict()
+    for k, v in state.items():
+        if k == "patch_embed.proj.weight":
+            torch.testing.assert_close(loaded[k][:, :3], v * 3 / 4)
+        else:
+            torch.testing.assert_close(loaded[k], v, msg=k)
+    assert model.students["dinov3"].queries.std().item() == pytest.approx(0.02, rel=0.5)
