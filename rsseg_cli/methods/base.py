@@ -113,3 +113,17 @@ def mixed_targets(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The targets of a view CutMixed with `box` (for methods that mix the images before pseudo-labelling)."""
     return tuple(mix(t, partner(t), box) for t in (pseudo, confidence, ignore))  # type: ignore[return-value]
+
+
+def own_weights(weights: str | None, model_weights: str, what: str, key: str) -> str:
+    """The weights of a model a method adds (a teacher, a second student): its own setting, or model.weights
+    when that is 'hub' or 'none' (a local file of the main model cannot be another model's)."""
+    if weights is not None:
+        return weights
+    if model_weights in ("hub", "none"):
+        return model_weights
+    from rsseg_cli.errors import UserError
+
+    raise UserError(
+        f"model.weights is a local file, so {what} needs its own: --set {key}=/path/to/weights (or hub / none)."
+    )

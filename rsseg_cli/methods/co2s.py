@@ -28,6 +28,7 @@ from rsseg_cli.methods.base import (
     StepOutput,
     confident_share,
     mixed_targets,
+    own_weights,
     supervised_loss,
     unsupervised_loss,
 )
@@ -194,11 +195,4 @@ class Co2S(Method):
 
 
 def _student_weights(name: str, weights: str | None, model_weights: str) -> str:
-    if weights is not None:
-        return weights
-    if model_weights in ("hub", "none"):
-        return model_weights
-    raise UserError(
-        f"model.weights is a local file, so the Co2S {name} student needs its own: "
-        f"--set train.co2s.{name}_weights=/path/to/weights (or hub / none)."
-    )
+    return own_weights(weights, model_weights, f"the Co2S {name} student", f"train.co2s.{name}_weights")

@@ -20,12 +20,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rsseg_cli.errors import UserError
 from rsseg_cli.methods.base import (
     Method,
     StepOutput,
     confident_share,
     cutmix,
+    own_weights,
     pseudo_label,
     supervised_loss,
     unsupervised_loss,
@@ -147,13 +147,6 @@ class RSMTDF(Method):
 
 
 def _teacher_weights(name: str, weights: str | None, model_weights: str) -> str:
-    """A teacher's own weights, or the student's choice when that is 'hub' or 'none' (a local student file
-    cannot be a teacher's)."""
-    if weights is not None:
-        return weights
-    if model_weights in ("hub", "none"):
-        return model_weights
-    raise UserError(
-        f"model.weights is a local file, so the RS-MTDF teacher '{name}' needs its own: "
-        f"--set train.rs_mtdf.teachers.{name}.weights=/path/to/weights (or hub / none)."
+    return own_weights(
+        weights, model_weights, f"the RS-MTDF teacher '{name}'", f"train.rs_mtdf.teachers.{name}.weights"
     )

@@ -492,26 +492,36 @@ class Backbone(nn.Module):
         return [by_block[t] for t in self.taps]
 
     def _open_clip_intermediates(self, x: torch.Tensor) -> list[torch.Tensor]:
-        # open_clip's own visual.forward_intermediates adds its positional embedding unresized, so it only
-        # runs at the built image size; this is the same pass with the embedding resampled to the grid.
-        from timm.layers import resample_abs_pos_embed
-
         v = self.model
-        x = v.conv1(x)
-        b, _, gh, gw = x.shape
-        x = x.flatten(2).transpose(1, 2)
-        cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(b, -1, -1)
-        x = torch.cat([cls, x], dim=1)
-        pos = v.positional_embedding
-        if (gh, gw) != tuple(v.grid_size):
-            pos = resample_abs_pos_embed(
-                pos.unsqueeze(0), new_size=[gh, gw], old_size=list(v.grid_size), num_prefix_tokens=1
-            ).squeeze(0)
-        x = v.ln_pre(v.patch_dropout(x + pos.to(x.dtype)))
+        x, gh, gw = open_clip_embed(v, x)
+        b = x.shape[0]
         _, inter = v.transformer.forward_intermediates(x, indices=self._blocks, stop_early=True)
         # ln_post is CLIP's final LayerNorm (before the projection); the class token is dropped.
         norm = v.ln_post if self.norm else nn.Identity()
         return [norm(t[:, 1:]).transpose(1, 2).reshape(b, -1, gh, gw) for t in inter]
+
+
+def open_clip_embed(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
+    """Patch + class + positional embedding and ln_pre of an open_clip ViT, as (B, 1 + gh*gw, width), for
+    any input size that is a multiple of the patch size.
+
+    open_clip's own visual.forward_intermediates adds its positional embedding unresized, so it only runs at
+    the built image size; here the embedding is resampled to the actual grid. patch_dropout is left out:
+    dense features need every token (and it is an identity for CLIP).
+    """
+    from timm.layers import resample_abs_pos_embed
+
+    x = visual.conv1(x)
+    b, _, gh, gw = x.shape
+    x = x.flatten(2).transpose(1, 2)
+    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(b, -1, -1)
+    x = torch.cat([cls, x], dim=1)
+    pos = visual.positional_embedding
+    if (gh, gw) != tuple(visual.grid_size):
+        pos = resample_abs_pos_embed(
+            pos.unsqueeze(0), new_size=[gh, gw], old_size=list(visual.grid_size), num_prefix_tokens=1
+        ).squeeze(0)
+    return visual.ln_pre(x + pos.to(x.dtype)), gh, gw
 
 
 def build_backbone(

@@ -16,32 +16,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from rsseg_cli.models.backbones import open_clip_embed
+
 
 def _embed(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
-    """Patch + class + positional embedding and ln_pre, as (B, 1 + gh*gw, width), for any input size.
-
-    The same pass as `Backbone._open_clip_intermediates`: open_clip adds its positional embedding unresized
-    (built size only), so it is resampled to the actual grid here; the input is zero-padded right and bottom to
-    a multiple of the patch size like every Backbone input. patch_dropout is left out: a dense map needs
-    every token (it is an identity for CLIP anyway).
-    """
-    from timm.layers import resample_abs_pos_embed
-
+    """Embedded tokens (B, 1 + gh*gw, width) of x zero-padded right and bottom to a multiple of the patch
+    size, like every Backbone input."""
     ph, pw = visual.patch_size
     h, w = x.shape[-2:]
     if h % ph or w % pw:
         x = F.pad(x, (0, -w % pw, 0, -h % ph))
-    x = visual.conv1(x)
-    b, _, gh, gw = x.shape
-    x = x.flatten(2).transpose(1, 2)
-    cls = visual.class_embedding.to(x.dtype).view(1, 1, -1).expand(b, -1, -1)
-    x = torch.cat([cls, x], dim=1)
-    pos = visual.positional_embedding
-    if (gh, gw) != tuple(visual.grid_size):
-        pos = resample_abs_pos_embed(
-            pos.unsqueeze(0), new_size=[gh, gw], old_size=list(visual.grid_size), num_prefix_tokens=1
-        ).squeeze(0)
-    return visual.ln_pre(x + pos.to(x.dtype)), gh, gw
+    return open_clip_embed(visual, x)
 
 
 def _value_path(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
