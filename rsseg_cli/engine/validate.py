@@ -14,12 +14,6 @@ from rsseg_cli.engine.sliding import sliding_probs
 from rsseg_cli.evaluation.confusion import ConfusionMatrix
 
 
-def confusion_on_chips(*args, **kwargs) -> ConfusionMatrix:
-    """The confusion matrix of a model with one prediction (see `confusions_on_chips`)."""
-    (cm,) = confusions_on_chips(*args, **kwargs).values()
-    return cm
-
-
 @torch.no_grad()
 def confusions_on_chips(
     model: nn.Module,

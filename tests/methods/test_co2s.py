@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from rsseg_cli.config import load_config
+from tests.methods.batches import fixed_batch
 from tests.test_training import TINY_TRAIN, dataset  # noqa: F401  (module fixture)
 
 CLIP_KW = (
@@ -44,25 +45,6 @@ def tiny_co2s(*extra: str, classes=CLASSES, in_chans: int = 4):
     mconf = model_config(cfg, len(classes), in_chans, band_map, **method.model_extras())
     model = method.build_model(mconf, resuming=False)
     return method, model, mconf
-
-
-def fixed_batch(n: int = 2, size: int = 32, bands: int = 4, classes: int = 3):
-    g = torch.Generator().manual_seed(1)
-    box = torch.zeros(n, size, size, dtype=torch.bool)
-    box[:, 8:20, 8:20] = True
-    labeled = {
-        "image": torch.randn(n, bands, size, size, generator=g),
-        "mask": torch.randint(0, classes, (n, size, size), generator=g),
-    }
-    unlabeled = {
-        "weak": torch.randn(n, bands, size, size, generator=g),
-        "strong1": torch.randn(n, bands, size, size, generator=g),
-        "strong2": torch.randn(n, bands, size, size, generator=g),
-        "ignore": torch.zeros(n, size, size, dtype=torch.bool),
-        "box1": box,
-        "box2": box.flip(-1),
-    }
-    return labeled, unlabeled
 
 
 # --- the stability loss --------------------------------------------------------------------------------
@@ -191,7 +173,7 @@ def test_one_adamw_with_student_groups_equals_two_optimizers():
     gives: the students share no parameter and AdamW updates each parameter on its own."""
     method, model, _ = tiny_co2s()
     twin = copy.deepcopy(model)
-    labeled, unlabeled = fixed_batch()
+    labeled, unlabeled = fixed_batch(classes=3)
     one = torch.optim.AdamW(model.param_groups(), lr=1e-3)
     two = [torch.optim.AdamW([{**g} for g in s.param_groups()], lr=1e-3) for s in twin.students.values()]
     for step in range(2):
@@ -231,7 +213,7 @@ def test_a_few_cpu_steps_with_tiny_vits_lower_both_students_losses():
     opt = torch.optim.AdamW(
         [{**g, "lr": 1e-3 * method.lr_multiplier(g["name"], 1.0)} for g in model.param_groups()]
     )
-    labeled, unlabeled = fixed_batch()
+    labeled, unlabeled = fixed_batch(classes=3)
     logs = []
     for step in range(12):
         method.begin_step(step, 12)

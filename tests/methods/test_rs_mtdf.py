@@ -12,6 +12,7 @@ import torch.nn.functional as F
 import yaml
 
 from rsseg_cli.config import load_config
+from tests.methods.batches import fixed_batch
 from tests.test_training import TINY_MODEL, TINY_TRAIN, dataset  # noqa: F401  (module fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,23 +44,6 @@ def tiny_rs_mtdf(*extra: str, in_chans: int = 4, num_classes: int = 7):
     method = method_from_config(cfg, [{"name": f"class{i}"} for i in range(num_classes)], in_chans, band_map)
     student = build_model(model_config(cfg, num_classes, in_chans, band_map, **method.model_extras()), "none")
     return method, student
-
-
-def fixed_batch(n: int = 2, size: int = 32, bands: int = 4) -> tuple[dict, dict]:
-    g = torch.Generator().manual_seed(1)
-    box = torch.zeros(n, size, size, dtype=torch.bool)
-    box[:, 8:20, 8:20] = True
-    labeled = {
-        "image": torch.randn(n, bands, size, size, generator=g),
-        "mask": torch.randint(0, 7, (n, size, size), generator=g),
-    }
-    unlabeled = {
-        "weak": torch.randn(n, bands, size, size, generator=g),
-        "strong1": torch.randn(n, bands, size, size, generator=g),
-        "ignore": torch.zeros(n, size, size, dtype=torch.bool),
-        "box1": box,
-    }
-    return labeled, unlabeled
 
 
 def train_steps(method, student, steps: int, lr: float = 1e-3) -> list[dict[str, float]]:
