@@ -35,11 +35,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from bench.common import median_after_first, peak_memory_mb, synthetic_batch, timed_steps
+    from bench.common import median_after_first, peak_memory_mb, timed_steps
     from rsseg_cli.config import load_config
     from rsseg_cli.engine.precision import autocast
-    from rsseg_cli.methods import method_from_config
-    from rsseg_cli.train import model_config
+    from rsseg_cli.methods import configured_model
+    from rsseg_cli.synthetic.batches import synthetic_batch
 
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -51,9 +51,8 @@ def main() -> None:
         ]
     cfg = load_config(overrides=overrides)
     classes = [{"name": f"class {i}"} for i in range(args.classes)]
-    method = method_from_config(cfg, classes, 3, [0, 1, 2])
-    mconf = model_config(cfg, args.classes, 3, [0, 1, 2], **method.model_extras())
-    model = method.build_model(mconf, resuming=False).to(device)
+    method, model = configured_model(cfg, classes, 3, [0, 1, 2])
+    model = model.to(device)
     groups = model.param_groups()
     for g in groups:
         g["lr"] = cfg.train.lr * method.lr_multiplier(g["name"], cfg.train.head_lr_mult)

@@ -1,39 +1,26 @@
-"""Pieces the training benchmarks share: synthetic batches and a timed step loop."""
+"""Pieces the benchmarks share: a timed step loop and the one way they read peak memory.
+
+Peak memory is the kernel's peak resident set size (ru_maxrss): `peak_rss_mib()` for this process,
+`run_measured(cmd)` for a command run in a child process (read with wait4, so nothing the benchmark itself
+allocated, such as generating its input, counts), and `peak_memory_mb(device)` for training steps (peak
+allocated GPU memory on CUDA, else `peak_rss_mib()`).
+
+The synthetic batch they train on is rsseg_cli.synthetic.batches.synthetic_batch (shared with the tests).
+"""
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
-
-
-def synthetic_batch(
-    n: int, bands: int, crop: int, classes: int, device: torch.device, seed: int = 1
-) -> tuple[dict, dict]:
-    """A labeled and an unlabeled batch as the loaders give them (random pixels: timing does not care)."""
-    g = torch.Generator().manual_seed(seed)
-    box = torch.zeros(n, crop, crop, dtype=torch.bool)
-    box[:, crop // 4 : crop // 2, crop // 4 : crop // 2] = True
-    labeled = {
-        "image": torch.randn(n, bands, crop, crop, generator=g),
-        "mask": torch.randint(0, classes, (n, crop, crop), generator=g),
-    }
-    unlabeled = {
-        "weak": torch.randn(n, bands, crop, crop, generator=g),
-        "strong1": torch.randn(n, bands, crop, crop, generator=g),
-        "strong2": torch.randn(n, bands, crop, crop, generator=g),
-        "ignore": torch.zeros(n, crop, crop, dtype=torch.bool),
-        "box1": box,
-        "box2": box.flip(-1),
-    }
-
-    def move(d: dict) -> dict:
-        return {k: v.to(device) for k, v in d.items()}
-
-    return move(labeled), move(unlabeled)
 
 
 def sync(device: torch.device) -> None:
@@ -58,8 +45,43 @@ def median_after_first(times: list[float]) -> float:
     return statistics.median(times[1:] or times)
 
 
+def _maxrss_mib(maxrss: int) -> float:
+    """ru_maxrss in MiB: Linux reports KiB, macOS bytes."""
+    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 1024
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB."""
+    return _maxrss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak allocated GPU memory on CUDA, else this process's peak resident memory."""
+    """Peak allocated GPU memory on CUDA, else this process's peak resident memory (MiB)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mib()
+
+
+@dataclass(frozen=True)
+class Measured:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float  # wall time from start to exit
+    peak_rss_mib: float  # the child's own peak resident memory
+
+
+def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> Measured:
+    """Run `cmd` in a child process and read its peak resident memory from the kernel (wait4).
+
+    Output goes to temporary files, not pipes: a child that writes more than a pipe holds cannot block.
+    """
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, text=True, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
+        out.seek(0)
+        err.seek(0)
+        return Measured(proc.returncode, out.read(), err.read(), seconds, _maxrss_mib(usage.ru_maxrss))

@@ -29,12 +29,12 @@ def run_variant(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    from bench.common import median_after_first, peak_memory_mb, sync, synthetic_batch, timed_steps
+    from bench.common import median_after_first, peak_memory_mb, sync, timed_steps
     from rsseg_cli.config import load_config
     from rsseg_cli.engine.precision import autocast
     from rsseg_cli.engine.schedule import EMATeacher
-    from rsseg_cli.methods import method_from_config
-    from rsseg_cli.train import build_model, model_config
+    from rsseg_cli.methods import configured_model
+    from rsseg_cli.synthetic.batches import synthetic_batch
 
     device = torch.device(args.device)
     torch.manual_seed(0)
@@ -55,8 +55,7 @@ def run_variant(args: argparse.Namespace) -> dict:
         ]
     cfg = load_config(overrides=overrides)
     bands, classes = 3, 7
-    method = method_from_config(cfg, [{"name": f"class{i}"} for i in range(classes)], bands, [0, 1, 2])
-    student = build_model(model_config(cfg, classes, bands, [0, 1, 2], **method.model_extras()), "none")
+    method, student = configured_model(cfg, [{"name": f"class{i}"} for i in range(classes)], bands, [0, 1, 2])
     method.setup(device, args.precision)
     student.to(device)
     if args.variant == "released":

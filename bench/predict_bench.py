@@ -4,7 +4,7 @@
     python bench/predict_bench.py --sizes 4096 8192 --overhead-size 2048
 
 Scenes (4 bands uint16, smooth fields + noise) are generated once into the work folder. Each `rsseg predict`
-runs in a child process whose peak resident memory comes from the kernel (wait4).
+runs in a child process whose peak resident memory comes from the kernel (bench.common.run_measured).
 
 1. Memory: the same tiny random-init ViT predicts every size; the ratio of the peaks must stay <= 1.3.
 2. Overhead: a small ViT (ViT-Ti shape: dim 192, depth 12, patch 16, 256 px windows) predicts one scene; in
@@ -19,12 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import run_measured  # noqa: E402
 
 MODELS = {
     # The memory runs need a model, not a good one: the tiniest that is still a ViT + DPT head.
@@ -66,36 +70,28 @@ def make_checkpoint(path: Path, model: str, window: int, bands: int = 4) -> None
 
     from rsseg_cli.config import load_config
     from rsseg_cli.data.normalize import Normalization, default_band_map
-    from rsseg_cli.engine import checkpoint as ckpt
-    from rsseg_cli.train import build_model, model_config
+    from rsseg_cli.engine.checkpoint import Checkpoint
+    from rsseg_cli.methods import configured_model
 
     torch.manual_seed(0)
     names = [f"band_{i}" for i in range(1, bands + 1)]
     band_map = default_band_map(names)
     cfg = load_config(overrides=["model.weights=none", f"model.backbone_kwargs={MODELS[model]}"])
-    config = model_config(cfg, 7, bands, band_map)
-    net = build_model(config, "none")
     classes = [{"id": i, "name": f"class_{i}", "color": None, "value": None} for i in range(7)]
-    ckpt.save(
-        path,
-        {
-            "model": config,
-            "state_dict": net.state_dict(),
-            "method": "supervised",
-            "classes": classes,
-            "palette": [None] * 7,
-            "bands": [{"index": i + 1, "name": n} for i, n in enumerate(names)],
-            "band_map": band_map,
-            "dtype": "uint16",
-            "normalization": Normalization.from_dataset(
-                {"p2": [1500] * bands, "p98": [4500] * bands}, band_map
-            ).to_dict(),
-            "chip_size": window,
-            "crop": window,
-            "step": 0,
-            "best": {},
-        },
-    )
+    _, net = configured_model(cfg, classes, bands, band_map)
+    Checkpoint(
+        model=net.spec.model_dump(mode="json"),
+        state_dict=net.state_dict(),
+        method="supervised",
+        classes=classes,
+        bands=[{"index": i + 1, "name": n} for i, n in enumerate(names)],
+        dtype="uint16",
+        normalization=Normalization.from_dataset(
+            {"p2": [1500] * bands, "p98": [4500] * bands}, band_map
+        ).to_dict(),
+        chip_size=window,
+        crop=window,
+    ).save(path)
 
 
 def child(args: argparse.Namespace) -> None:
@@ -104,13 +100,15 @@ def child(args: argparse.Namespace) -> None:
     os.environ.setdefault("GDAL_CACHEMAX", "128")
     import torch
 
-    from rsseg_cli.predict_cmd import PredictOptions, run_predict
+    from rsseg_cli.config import PredictConfig
+    from rsseg_cli.predict.run import predict_scenes, print_predict_summary
     from rsseg_cli.progress import setup_logging
 
     setup_logging()
-    opts = PredictOptions(overlap=args.overlap, batch_size=args.batch_size)
+    opts = PredictConfig(overlap_fraction=args.overlap, batch_size=args.batch_size, device="cpu")
     t0 = time.perf_counter()
-    [result] = run_predict([str(args.scene)], args.out, Path(args.checkpoint), opts=opts, device_name="cpu")
+    [result] = predict_scenes([str(args.scene)], args.out, Path(args.checkpoint), settings=opts)
+    print_predict_summary([result])
     wall = time.perf_counter() - t0
     report = {
         "startup_s": wall - result.seconds,  # imports done; checkpoint load, model build, scene checks
@@ -142,14 +140,12 @@ def measure(scene: Path, ckpt: Path, work: Path, args: argparse.Namespace, model
         "--out", str(work / f"pred_{scene.stem}.tif"), "--overlap", str(args.overlap),
         "--batch-size", str(args.batch_size),
     ] + (["--model-alone"] if model_alone else [])  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    out, err = proc.stdout.read(), proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"child failed:\n{err}")
-    line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
+    run = run_measured(cmd)
+    if run.returncode != 0:
+        sys.exit(f"child failed:\n{run.stderr}")
+    line = next(ln for ln in run.stdout.splitlines() if ln.startswith("RESULT "))
     report = json.loads(line[len("RESULT ") :])
-    report["peak_mib"] = usage.ru_maxrss / 1024
+    report["peak_mib"] = run.peak_rss_mib
     return report
 
 

@@ -43,9 +43,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from rsseg_cli.config import load_config
-    from rsseg_cli.data.sample import generate_sample
     from rsseg_cli.data.tiling import tile_scenes
-    from rsseg_cli.train import run_training
+    from rsseg_cli.engine.run import run_training
+    from rsseg_cli.synthetic import generate_sample
 
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / f"data_{args.size}_{args.chip}"

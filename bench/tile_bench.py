@@ -4,9 +4,9 @@
     python bench/tile_bench.py --sizes 20000 --workers 1
 
 Each scene is generated once into the work folder (reused on later runs), then `rsseg tile` runs in a child
-process whose peak resident memory is read from the kernel (wait4), so generation does not count. Prints
-chips/s, MiB/s of pixels, and the peak RSS beside the scene's uncompressed size; with two sizes also the ratio
-of the peaks, which stays near 1 when memory does not grow with the scene.
+process whose peak resident memory is read from the kernel (bench.common.run_measured), so generation does
+not count. Prints chips/s, MiB/s of pixels, and the peak RSS beside the scene's uncompressed size; with two
+sizes also the ratio of the peaks, which stays near 1 when memory does not grow with the scene.
 """
 
 from __future__ import annotations
@@ -14,16 +14,21 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import run_measured  # noqa: E402
+from rsseg_cli.config import TileConfig  # noqa: E402
+
 
 def tile_once(size: int, args: argparse.Namespace) -> dict:
-    from rsseg_cli.data.sample import generate_sample
+    from rsseg_cli.synthetic import generate_sample
 
     name = f"scene_{size}_{args.bands}_{args.dtype}"
     scene = args.work / f"{name}.tif"
@@ -51,13 +56,9 @@ def tile_once(size: int, args: argparse.Namespace) -> dict:
         "--set",
         f"tile.compress={args.compress}",
     ]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    err = proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        print(err)
+    run = run_measured(cmd)
+    if run.returncode != 0:
+        print(run.stderr)
         raise SystemExit("tile failed")
     import pandas as pd
 
@@ -68,9 +69,9 @@ def tile_once(size: int, args: argparse.Namespace) -> dict:
         "size": size,
         "windows": int(np.ceil(size / args.chip_size)) ** 2,
         "chips": chips,
-        "seconds": seconds,
+        "seconds": run.seconds,
         "scene_bytes": size * size * args.bands * np.dtype(args.dtype).itemsize,
-        "peak": usage.ru_maxrss * 1024,  # Linux reports KiB
+        "peak": run.peak_rss_mib * 2**20,
     }
 
 
@@ -81,7 +82,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[8192, 20000])
     parser.add_argument("--bands", type=int, default=4)
     parser.add_argument("--dtype", default="uint16")
-    parser.add_argument("--chip-size", type=int, default=512)
+    parser.add_argument("--chip-size", type=int, default=TileConfig().chip_size)  # rsseg tile's default
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--compress", default="zstd", help="chip compression (the product default is zstd)")
     parser.add_argument("--work", type=Path, default=Path("bench/out/tile"))

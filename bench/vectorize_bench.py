@@ -7,19 +7,25 @@ The mask is generated once into the work folder (reused on later runs) in strips
 array: blobby land-cover classes from smoothed multi-octave noise thresholded into 6 classes, speckle of
 1-4 pixel blobs (what the sieve is for), and a nodata corner, written as a tiled DEFLATE GeoTIFF with the
 rsseg class table. `rsseg vectorize` then runs in a child process whose peak resident memory is read from
-the kernel (wait4), so generation does not count. Prints seconds, megapixels/s, polygons and peak RSS.
+the kernel (bench.common.run_measured), so generation does not count. Prints seconds, megapixels/s, polygons
+and peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import run_measured  # noqa: E402
+from rsseg_cli.geo.grid import DEFAULT_WINDOW  # noqa: E402
 
 CLASSES = ["water", "forest", "grass", "crop", "building", "road"]
 STRIP = 512
@@ -116,22 +122,18 @@ def run_once(size: int, args: argparse.Namespace) -> dict:
     if probs is not None:
         cmd += ["--probs", str(probs)]
     cmd += args.extra
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    err = proc.stderr.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        print(err)
+    run = run_measured(cmd)
+    if run.returncode != 0:
+        print(run.stderr)
         raise SystemExit("vectorize failed")
     polygons = pyogrio.read_info(out, layer="polygons")["features"]
     if not args.keep:
         out.unlink()
     return {
         "size": size,
-        "seconds": seconds,
+        "seconds": run.seconds,
         "polygons": polygons,
-        "peak": usage.ru_maxrss * 1024,  # Linux reports KiB
+        "peak": run.peak_rss_mib * 2**20,
         "mask_bytes": size * size,
     }
 
@@ -142,7 +144,7 @@ def main() -> None:
     )
     parser.add_argument("--size", type=int, nargs="+", default=[16384], help="mask side(s) in pixels")
     parser.add_argument("--sieve", type=int, default=8)
-    parser.add_argument("--window", type=int, default=4096)
+    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW)
     parser.add_argument("--probs", action="store_true", help="also a probability raster (mean_prob)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("bench/out/vectorize"))

@@ -1,9 +1,10 @@
-"""The `rsseg` command line: parse, build a configuration, call one function per command."""
+"""The `rsseg` command line: flags -> a command's options object (validated as it is built, before any work)
+-> `commands.<command>.run(options)`. Flags that set a config key default to None ("not given"): the schema
+holds the defaults, and the layering is defaults < --config FILE < --set key=value < flags."""
 
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import signal
 import sys
@@ -13,12 +14,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import BaseModel
 
 from rsseg_cli import __version__
+from rsseg_cli.config import EvaluateConfig, PredictConfig, TileConfig, VectorizeConfig
 from rsseg_cli.errors import Interrupted, UserError
 from rsseg_cli.progress import console, setup_logging
-
-log = logging.getLogger("rsseg")
 
 app = typer.Typer(
     name="rsseg",
@@ -26,14 +27,27 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: flags as --x/--no-x, no type tags such as <bool>
 )
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file.")]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config key, e.g. --set tile.chip_size=256 (repeatable)."),
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. tile.chip_size=256 (repeatable).",
+    ),
 ]
-SeedOpt = Annotated[int | None, typer.Option(help="Random seed (splits, sampling).")]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed (splits, sampling). [default: 0]")]
+
+
+def _d(text: str, section: type[BaseModel], key: str) -> str:
+    """Help text with the schema's default (flags themselves default to None: not given)."""
+    value = section.model_fields[key].get_default(call_default_factory=True)
+    shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+    return f"{text} [default: {shown}]"
 
 
 def guarded(command: Callable[..., None]) -> Callable[..., None]:
@@ -56,6 +70,20 @@ def guarded(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
+def _renamed(old: str, new: str, old_value: Any, new_value: Any) -> Any:
+    """A deprecated spelling of a flag: its value (old meaning) with a note on stderr naming the new flag."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise UserError(f"{old} is the old name of {new}; give {new} only.")
+    console.print(
+        f"[yellow]Deprecated:[/] {old} is now {new} (same meaning here); the old name will be removed.",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return old_value
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"rsseg {__version__}")
@@ -72,24 +100,49 @@ def _root(
     setup_logging(verbose)
 
 
-def _cli_overrides(**flags: Any) -> dict[str, Any]:
-    """Nested config dict from dotted flag names, leaving out flags the user did not give."""
-    tree: dict[str, Any] = {}
-    for dotted, value in flags.items():
-        if value is None:
-            continue
-        node = tree
-        *parents, leaf = dotted.split("__")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
-    return tree
-
-
-def _parse_bands(text: str | None) -> list[int | str] | None:
-    if text is None:
-        return None
-    return [int(b) if b.strip().isdigit() else b.strip() for b in text.split(",") if b.strip()]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N. [default: auto]")]
+PrecisionOpt = Annotated[
+    str | None, typer.Option(help="auto (bf16/fp16 on a GPU, else fp32), fp32, bf16 or fp16. [default: auto]")
+]
+_VECTOR_OUT_HELP = (
+    "Polygons: FILE.gpkg or FILE.geojson (EPSG:4326); an existing file is replaced. [default: MASK.gpkg]"
+)
+_BANDS = "Band selection, '4,3,2' or 'red,green,blue',"
+T, P, E, V = TileConfig, PredictConfig, EvaluateConfig, VectorizeConfig
+CheckpointOpt = Annotated[Path | None, typer.Option(help="Default: the latest run's best checkpoint.")]
+StudentOpt = Annotated[
+    str | None, typer.Option(help="Co2S checkpoints: clip, dinov3 or ensemble. [default: the best validated]")
+]
+PixelSpaceOpt = Annotated[
+    bool | None, typer.Option(help="Accept scenes without a CRS (pixel coordinates). [default: off]")
+]
+# Polygons (vectorize, and predict with --vector).
+SieveOpt = Annotated[
+    int | None,
+    typer.Option(help=_d("Merge regions smaller than this many pixels (0: off).", V, "sieve")),
+]
+MinAreaOpt = Annotated[
+    float | None, typer.Option(help=_d("Drop polygons smaller than this, m².", V, "min_area"))
+]
+SimplifyOpt = Annotated[
+    float | None,
+    typer.Option(help=_d("Simplification tolerance in metres (0: pixel edges).", V, "simplify")),
+]
+FillHolesOpt = Annotated[
+    float | None, typer.Option(help=_d("Fill holes smaller than this, m².", V, "fill_holes"))
+]
+# Labels (tile, and evaluate --pred).
+LabelFieldOpt = Annotated[str | None, typer.Option(help="Vector labels: the class field. [default: class]")]
+AllTouchedOpt = Annotated[
+    bool | None, typer.Option(help="Vector labels: burn every pixel a polygon touches. [default: off]")
+]
+ReprojectOpt = Annotated[
+    bool | None,
+    typer.Option(help="Labels on another grid: resample (nearest) instead of refusing. [default: off]"),
+]
+ClassesOpt = Annotated[
+    str | None, typer.Option(help="Only these classes, by name or id: 'water,building' or '1,4'.")
+]
 
 
 @app.command()
@@ -99,64 +152,49 @@ def tile(
     labels: Annotated[
         list[Path] | None,
         typer.Option(
-            "--labels", "-l", help="Labels for the scenes, in order: a class raster or vector file."
+            "--labels", "-l", metavar="FILE", help="Labels of the scenes, in order: raster or vector."
         ),
     ] = None,
     unlabeled: Annotated[
-        list[Path] | None, typer.Option("--unlabeled", help="Scenes without labels (unlabeled chips).")
+        list[Path] | None,
+        typer.Option("--unlabeled", metavar="SCENE", help="Scenes without labels (unlabeled chips)."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write.")] = Path("data"),
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    chip_size: Annotated[int | None, typer.Option(help="Chip side in pixels.")] = None,
+    chip_size: Annotated[int | None, typer.Option(help=_d("Chip side in pixels.", T, "chip_size"))] = None,
     stride: Annotated[
-        int | None, typer.Option(help="Step between chips (default chip size - overlap).")
+        int | None, typer.Option(help="Step between chips in pixels. [default: chip size - overlap]")
     ] = None,
-    overlap: Annotated[int | None, typer.Option(help="Overlap between neighbouring chips in pixels.")] = None,
-    edge: Annotated[str | None, typer.Option(help="Edge policy: pad, snap or drop.")] = None,
-    bands: Annotated[
-        str | None, typer.Option(help="Bands in model order: '4,3,2' or 'red,green,blue'.")
+    overlap_px: Annotated[
+        int | None, typer.Option(help=_d("Pixels shared by neighbouring chips.", T, "overlap"))
     ] = None,
+    overlap: Annotated[int | None, typer.Option("--overlap", hidden=True)] = None,  # deprecated: --overlap-px
+    edge: Annotated[str | None, typer.Option(help=_d("Edge policy: pad, snap or drop.", T, "edge"))] = None,
+    bands: Annotated[str | None, typer.Option(help=f"{_BANDS} in model order. [default: all]")] = None,
     max_nodata: Annotated[
-        float | None, typer.Option(help="Skip chips with more invalid pixels (0-1).")
+        float | None,
+        typer.Option(help=_d("Skip chips with more invalid pixels (0-1).", T, "max_nodata")),
     ] = None,
-    label_field: Annotated[str | None, typer.Option(help="Vector labels: the class field.")] = None,
-    all_touched: Annotated[bool | None, typer.Option(help="Vector labels: burn all touched pixels.")] = None,
-    reproject_labels: Annotated[
-        bool | None, typer.Option(help="Resample labels on another grid (nearest) instead of refusing.")
-    ] = None,
-    pixel_space: Annotated[
-        bool | None, typer.Option(help="Accept scenes without a CRS (pixel coordinates).")
-    ] = None,
-    workers: Annotated[int | None, typer.Option(help="Reader/writer threads.")] = None,
+    label_field: LabelFieldOpt = None,
+    all_touched: AllTouchedOpt = None,
+    reproject_labels: ReprojectOpt = None,
+    pixel_space: PixelSpaceOpt = None,
+    workers: Annotated[int | None, typer.Option(help=_d("Reader/writer threads.", T, "workers"))] = None,
     seed: SeedOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset in --out.")] = False,
 ) -> None:
     """Cut scenes into georeferenced training chips with a manifest, band statistics and a leak-free split."""
-    from rsseg_cli.config import load_config
-    from rsseg_cli.data.tiling import tile_scenes
-    from rsseg_cli.report import print_tile_summary
+    from rsseg_cli.commands import tile as command
 
-    cfg = load_config(
-        config,
-        set_,
-        _cli_overrides(
-            seed=seed,
-            tile__chip_size=chip_size,
-            tile__stride=stride,
-            tile__overlap=overlap,
-            tile__edge=edge,
-            tile__bands=_parse_bands(bands),
-            tile__max_nodata=max_nodata,
-            tile__workers=workers,
-            tile__pixel_space=pixel_space,
-            tile__labels__field=label_field,
-            tile__labels__all_touched=all_touched,
-            tile__labels__reproject=reproject_labels,
-        ),
-    )
-    result = tile_scenes(scenes, labels or [], out, cfg, unlabeled=unlabeled or [], overwrite=overwrite)
-    print_tile_summary(result)
+    options = command.TileOptions(
+        scenes=scenes, labels=labels or [], unlabeled=unlabeled or [], out=out, overwrite=overwrite,
+        config_file=config, overrides=set_ or [], seed=seed, chip_size=chip_size, stride=stride,
+        overlap_px=_renamed("--overlap", "--overlap-px", overlap, overlap_px), edge=edge, bands=bands,
+        max_nodata=max_nodata, workers=workers, pixel_space=pixel_space, label_field=label_field,
+        all_touched=all_touched, reproject_labels=reproject_labels,
+    )  # fmt: skip
+    command.run(options)
 
 
 @app.command()
@@ -164,10 +202,12 @@ def tile(
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder written by `rsseg tile`.")] = Path("data"),
     labeled: Annotated[
-        str | None, typer.Option(help="Labeled share of the training chips: 1/8, 12.5%, 0.125, or a count.")
+        str | None,
+        typer.Option(help="Labeled share: 1/8, 12.5%, 0.125, or a number of chips. [default: 1/1]"),
     ] = None,
     method: Annotated[
-        str | None, typer.Option(help="supervised, fixmatch, unimatch-v2, rs-mtdf or co2s.")
+        str | None,
+        typer.Option(help="supervised, fixmatch, unimatch-v2, rs-mtdf or co2s. [default: unimatch-v2]"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<method>-...).")
@@ -182,109 +222,53 @@ def train(
     ] = False,
     stop_after: Annotated[
         int | None,
-        typer.Option(
-            help="Stop and save after this step (the schedule still spans the whole run); --resume later."
-        ),
+        typer.Option(help="Stop and save after this step (the schedule spans the run); --resume later."),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     seed: SeedOpt = None,
 ) -> None:
     """Train a segmentation model with a few labels (semi-supervised) and validate it."""
-    from rsseg_cli.config import load_config
-    from rsseg_cli.train import run_training
+    from rsseg_cli.commands import train as command
 
-    cfg = load_config(
-        config,
-        set_,
-        _cli_overrides(
-            seed=seed,
-            train__labeled=labeled,
-            train__method=method,
-            train__device=device,
-            train__precision=precision,
-        ),
-    )
-    run_training(data, cfg, out=out, split_file=split_file, resume=resume, stop_after=stop_after)
+    options = command.TrainOptions(
+        data=data, out=out, split_file=split_file, resume=resume, stop_after=stop_after, config_file=config,
+        overrides=set_ or [], seed=seed, labeled=labeled, method=method, device=device, precision=precision,
+    )  # fmt: skip
+    command.run(options)
 
 
 @app.command()
 @guarded
 def evaluate(
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="Default: the latest run's best checkpoint.")
-    ] = None,
+    checkpoint: CheckpointOpt = None,
     data: Annotated[Path | None, typer.Option(help="Dataset folder (default: the run's dataset).")] = None,
-    split: Annotated[str | None, typer.Option(help="Split to evaluate: val or test (default: val).")] = None,
+    split: Annotated[str | None, typer.Option(help=_d("Split to evaluate: val or test.", E, "split"))] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the metrics JSON on stdout.")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto, fp32, bf16 or fp16.")] = "auto",
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     pred: Annotated[
-        Path | None,
-        typer.Option(help="Scene mode: a predicted class mask (rsseg predict) to score against --labels."),
+        Path | None, typer.Option(help="Scene mode: a mask from `rsseg predict` to score.")
     ] = None,
-    labels: Annotated[
-        Path | None,
-        typer.Option(help="Scene mode: label raster on the mask's grid, or vector labels (any CRS)."),
-    ] = None,
-    label_field: Annotated[
-        str | None, typer.Option(help="Scene mode: the vector labels' class field (default: class).")
-    ] = None,
-    reproject_labels: Annotated[
-        bool, typer.Option(help="Scene mode: resample a label raster on another grid (nearest).")
-    ] = False,
-    all_touched: Annotated[
-        bool, typer.Option(help="Scene mode: vector labels burn every pixel a polygon touches.")
-    ] = False,
-    student: Annotated[
-        str | None,
-        typer.Option(help="Co2S checkpoints: the prediction reported in full (clip, dinov3 or ensemble)."),
-    ] = None,
+    labels: Annotated[Path | None, typer.Option(help="Scene mode: label raster or vector labels.")] = None,
+    label_field: LabelFieldOpt = None,
+    reproject_labels: ReprojectOpt = None,
+    all_touched: AllTouchedOpt = None,
+    student: StudentOpt = None,
 ) -> None:
     """Measure a checkpoint on a split, or a predicted mask against labels over a whole scene (--pred,
     --labels): OA, mIoU, per-class IoU/F1/precision/recall, FWIoU, kappa."""
-    scene_only = {
-        "--labels": labels is not None,
-        "--label-field": label_field is not None,
-        "--reproject-labels": reproject_labels,
-        "--all-touched": all_touched,
-    }
-    if pred is not None:
-        chip_only = {"--checkpoint": checkpoint, "--data": data, "--split": split, "--student": student}
-        mixed = [name for name, value in chip_only.items() if value is not None]
-        if mixed:
-            raise UserError(
-                f"{', '.join(mixed)} belong to checkpoint evaluation on dataset chips and do not apply with "
-                "--pred, which scores a predicted mask against --labels. Use either --pred MASK --labels LABELS, or "
-                "--checkpoint/--data/--split without --pred."
-            )
-        if labels is None:
-            raise UserError(
-                f"--pred {pred} needs the ground truth to compare with: add --labels LABELS.tif or "
-                "--labels LABELS.gpkg (a label raster on the mask's grid, or vector labels)."
-            )
-        from rsseg_cli.evaluation.scene import evaluate_scene
+    from rsseg_cli.commands import evaluate as command
 
-        evaluate_scene(
-            pred,
-            labels,
-            label_field=label_field,
-            reproject=reproject_labels,
-            all_touched=all_touched,
-            out=out,
-            as_json=json_,
-        )
-        return
-    given = [name for name, on in scene_only.items() if on]
-    if given:
-        raise UserError(
-            f"{', '.join(given)} apply to scene evaluation only: add --pred MASK.tif (a mask written by "
-            "`rsseg predict`) to score it against the labels."
-        )
-    from rsseg_cli.evaluate_cmd import run_evaluate
-
-    run_evaluate(checkpoint, data, split or "val", out, json_, device, precision, student)
+    options = command.EvaluateOptions(
+        checkpoint=checkpoint, data=data, out=out, as_json=json_, pred=pred, labels=labels,
+        config_file=config, overrides=set_ or [], split=split, device=device, precision=precision,
+        student=student, label_field=label_field, all_touched=all_touched, reproject_labels=reproject_labels,
+    )  # fmt: skip
+    command.run(options)
 
 
 @app.command()
@@ -294,97 +278,64 @@ def predict(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Class mask (.tif, a COG) or, for several scenes, a folder.")
     ],
-    checkpoint: Annotated[
-        Path | None, typer.Option(help="Default: the latest run's best checkpoint.")
-    ] = None,
+    checkpoint: CheckpointOpt = None,
     vector: Annotated[
         Path | None,
-        typer.Option(
-            help="Also write polygons: FILE.gpkg (raster CRS), FILE.geojson (EPSG:4326) or a folder."
-        ),
+        typer.Option(help="Also write polygons: FILE.gpkg, FILE.geojson (EPSG:4326) or a folder."),
     ] = None,
     probs: Annotated[
         Path | None,
         typer.Option(
-            help="Also write per-class probabilities (uint8, p x 255) and a confidence band: FILE.tif or a folder."
+            help="Also write class probabilities (uint8, p x 255) and confidence: FILE.tif or a folder."
         ),
     ] = None,
     quicklook: Annotated[
         Path | None,
         typer.Option(help="Also write a PNG of the scene beside its predicted classes (or a folder)."),
     ] = None,
-    overlap: Annotated[float, typer.Option(help="Window overlap, 0 to <1.")] = 0.25,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 8,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    overlap_fraction: Annotated[
+        float | None,
+        typer.Option(help=_d("Share of a window its neighbours overlap, 0 to <1.", P, "overlap_fraction")),
+    ] = None,
+    overlap: Annotated[float | None, typer.Option("--overlap", hidden=True)] = None,  # deprecated
+    batch_size: Annotated[
+        int | None, typer.Option(help=_d("Windows per forward pass.", P, "batch_size"))
+    ] = None,
     tta: Annotated[
-        str, typer.Option(help="Test-time augmentation: none, flip (4 views) or d4 (8 views).")
-    ] = "none",
+        str | None,
+        typer.Option(help=_d("Test-time augmentation: none, flip (4 views) or d4 (8 views).", P, "tta")),
+    ] = None,
     window: Annotated[
-        int | None, typer.Option(help="Window size in pixels (default: the training crop).")
+        int | None, typer.Option(help="Window size in pixels. [default: the training crop]")
     ] = None,
-    bands: Annotated[
-        str | None,
-        typer.Option(help="Bands to read, e.g. '3,2,1' or 'red,green,blue' (default: as in training)."),
+    bands: Annotated[str | None, typer.Option(help=f"{_BANDS} to read. [default: as in training]")] = None,
+    compress: Annotated[
+        str | None, typer.Option(help=_d("COG compression: deflate, zstd or lzw.", P, "compress"))
     ] = None,
-    compress: Annotated[str, typer.Option(help="COG compression: deflate, zstd or lzw.")] = "deflate",
-    sieve: Annotated[
-        int, typer.Option(help="With --vector: merge regions smaller than this many pixels (0: off).")
-    ] = 8,
-    min_area: Annotated[
-        float, typer.Option(help="With --vector: drop polygons smaller than this (m²).")
-    ] = 0.0,
-    simplify: Annotated[float, typer.Option(help="With --vector: simplification tolerance (m).")] = 0.0,
-    fill_holes: Annotated[
-        float, typer.Option(help="With --vector: fill holes smaller than this (m²).")
-    ] = 0.0,
-    classes: Annotated[
-        str | None, typer.Option(help="With --vector: only these classes, by name or id ('water,building').")
-    ] = None,
-    pixel_space: Annotated[
-        bool, typer.Option(help="Accept scenes without a CRS (outputs are then in pixel coordinates).")
-    ] = False,
-    student: Annotated[
-        str | None,
-        typer.Option(
-            help="Co2S checkpoints: clip, dinov3 or ensemble (average of both); default the one that "
-            "validated best."
-        ),
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16/fp16 on GPU), fp32, bf16 or fp16.")] = "auto",
+    sieve: SieveOpt = None,
+    min_area: MinAreaOpt = None,
+    simplify: SimplifyOpt = None,
+    fill_holes: FillHolesOpt = None,
+    classes: ClassesOpt = None,
+    pixel_space: PixelSpaceOpt = None,
+    student: StudentOpt = None,
+    device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
 ) -> None:
     """Predict whole scenes with streaming sliding windows into COG class masks (and probabilities, polygons)."""
-    from rsseg_cli.predict_cmd import PredictOptions, run_predict
+    from rsseg_cli.commands import predict as command
 
-    opts = PredictOptions(
-        overlap=overlap,
-        batch_size=batch_size,
-        tta=tta,
-        window=window,
-        bands=_parse_bands(bands),
-        pixel_space=pixel_space,
-        compress=compress,
-        student=student,
-        vector=dict(
-            sieve=sieve,
-            min_area_m2=min_area,
-            simplify=simplify,
-            fill_holes_m2=fill_holes,
-            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
-        )
-        if vector
-        else {},
-    )
-    run_predict(
-        scenes,
-        out,
-        checkpoint,
-        probs,
-        vector,
-        opts,
-        quicklook=quicklook,
-        device_name=device,
-        precision_name=precision,
-    )
+    options = command.PredictOptions(
+        scenes=scenes, out=out, checkpoint=checkpoint, vector=vector, probs=probs, quicklook=quicklook,
+        config_file=config, overrides=set_ or [],
+        overlap_fraction=_renamed("--overlap", "--overlap-fraction", overlap, overlap_fraction),
+        batch_size=batch_size, tta=tta, window=window, bands=bands, compress=compress, pixel_space=pixel_space,
+        device=device, precision=precision, student=student, sieve=sieve, min_area=min_area,
+        simplify=simplify, fill_holes=fill_holes, classes=classes,
+    )  # fmt: skip
+    command.run(options)
 
 
 @app.command()
@@ -394,7 +345,10 @@ def sample(
         "sample"
     ),
     size: Annotated[str, typer.Option(help="Scene size: '4096' or 'HEIGHTxWIDTH'.")] = "4096",
-    bands: Annotated[int, typer.Option(help="Number of bands (3: RGB, 4: +NIR, 6: +SWIR).")] = 4,
+    band_count: Annotated[
+        int | None, typer.Option(help="Number of bands (3: RGB, 4: +NIR, 6: +SWIR). [default: 4]")
+    ] = None,
+    bands: Annotated[int | None, typer.Option("--bands", hidden=True)] = None,  # deprecated: --band-count
     dtype: Annotated[str, typer.Option(help="uint8, uint16, int16 or float32.")] = "uint16",
     crs: Annotated[
         str, typer.Option(help="Any CRS GDAL understands: EPSG code, WKT or PROJ string.")
@@ -405,9 +359,14 @@ def sample(
     name: Annotated[str, typer.Option(help="File name stem.")] = "scene",
 ) -> None:
     """Generate a deterministic synthetic scene with its label raster (7 land-cover classes)."""
-    from rsseg_cli.sample_cmd import run_sample
+    from rsseg_cli.commands import sample as command
 
-    run_sample(out_dir, size, bands, dtype, crs, resolution, nodata, seed, name)
+    count = _renamed("--bands", "--band-count", bands, band_count)
+    options = command.SampleOptions(
+        out_dir=out_dir, size=size, dtype=dtype, crs=crs, resolution=resolution, nodata=nodata, seed=seed,
+        name=name, **({} if count is None else {"band_count": count}),
+    )  # fmt: skip
+    command.run(options)
 
 
 @app.command()
@@ -421,9 +380,9 @@ def demo(
     overwrite: Annotated[bool, typer.Option(help="Replace a previous demo in --out.")] = False,
 ) -> None:
     """Run the main job end to end on a generated sample scene: sample, tile, train, evaluate, predict."""
-    from rsseg_cli.demo import run_demo
+    from rsseg_cli.commands import demo as command
 
-    run_demo(out, size, overwrite, steps)
+    command.run(command.DemoOptions(out=out, size=size, steps=steps, overwrite=overwrite))
 
 
 @app.command()
@@ -432,55 +391,33 @@ def vectorize(
     mask: Annotated[
         Path, typer.Argument(help="Class mask from `rsseg predict` (uint8 class ids, nodata 255).")
     ],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out",
-            "-o",
-            help="Polygons: FILE.gpkg (raster CRS, layer 'polygons') or FILE.geojson / FILE.json (EPSG:4326). "
-            "An existing file is replaced. Default: the mask's name with .gpkg.",
-        ),
-    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help=_VECTOR_OUT_HELP)] = None,
     probs: Annotated[
         Path | None,
         typer.Option(help="Probabilities from `rsseg predict --probs`: adds mean_prob (mean confidence)."),
     ] = None,
-    classes: Annotated[
-        str | None, typer.Option(help="Only these classes, by name or id: 'water,building' or '1,4'.")
-    ] = None,
-    sieve: Annotated[
-        int,
-        typer.Option(
-            help="Merge regions smaller than this many pixels into their largest neighbour (0: off)."
-        ),
-    ] = 8,
-    min_area: Annotated[float, typer.Option(help="Drop polygons smaller than this, in m².")] = 0.0,
-    simplify: Annotated[
-        float, typer.Option(help="Topology-preserving simplification tolerance in metres (0: pixel edges).")
-    ] = 0.0,
-    fill_holes: Annotated[float, typer.Option(help="Fill holes smaller than this, in m².")] = 0.0,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    classes: ClassesOpt = None,
+    sieve: SieveOpt = None,
+    min_area: MinAreaOpt = None,
+    simplify: SimplifyOpt = None,
+    fill_holes: FillHolesOpt = None,
     window: Annotated[
-        int, typer.Option(help="Window side in pixels; memory depends on it, not on the scene.")
-    ] = 4096,
+        int | None, typer.Option(help=_d("Window side in pixels; memory depends on it.", V, "window"))
+    ] = None,
 ) -> None:
     """Polygons of a class mask: sieve, polygonize window by window, merge across seams, measure in metres.
 
     Areas and perimeters are in metres (geographic CRSs: a local equal-area projection; no CRS: pixels).
     """
-    from rsseg_cli.vectorize import print_vectorize_summary, vectorize_mask
+    from rsseg_cli.commands import vectorize as command
 
-    summary = vectorize_mask(
-        mask,
-        out if out is not None else mask.with_suffix(".gpkg"),
-        probs=probs,
-        classes=[c.strip() for c in classes.split(",")] if classes is not None else None,
-        sieve=sieve,
-        min_area_m2=min_area,
-        simplify=simplify,
-        fill_holes_m2=fill_holes,
-        window=window,
-    )
-    print_vectorize_summary(summary)
+    options = command.VectorizeOptions(
+        mask=mask, out=out, probs=probs, config_file=config, overrides=set_ or [], classes=classes,
+        sieve=sieve, min_area=min_area, simplify=simplify, fill_holes=fill_holes, window=window,
+    )  # fmt: skip
+    command.run(options)
 
 
 def _on_sigterm(signum, frame) -> None:

@@ -6,17 +6,48 @@ Every output folder gets the resolved configuration beside it (config.yaml), so 
 
 from __future__ import annotations
 
+import functools
+import importlib
 import re
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from rsseg_cli.config_layers import (
+    band_list,
+    deep_merge,
+    describe_validation_error,
+    flag_tree,
+    parse_labeled,
+    parse_set,
+    read_yaml,
+)
 from rsseg_cli.errors import UserError
 
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 IGNORE_INDEX = 255
+PRECISION = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+def _device(name: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
+        raise ValueError(f"{name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    return name
+
+
+DEVICE = Annotated[str, AfterValidator(_device)]
 
 
 class Strict(BaseModel):
@@ -110,6 +141,11 @@ class TileConfig(Strict):
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
 
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _bands(cls, v: Any) -> Any:
+        return band_list(v)
+
     @model_validator(mode="after")
     def _stride(self) -> TileConfig:
         if self.overlap >= self.chip_size:
@@ -122,9 +158,7 @@ class TileConfig(Strict):
 
 
 class ModelConfig(Strict):
-    backbone: str = Field(
-        default="dinov2_s", description="backbone preset, see `rsseg models` / models/backbones.py"
-    )
+    backbone: str = Field(default="dinov2_s", description="backbone preset, see models/presets.py")
     head: Literal["s", "b", "l"] | None = Field(
         default=None, description="DPT head size; default from the backbone"
     )
@@ -147,104 +181,14 @@ class ModelConfig(Strict):
     )
 
 
-class TeacherConfig(Strict):
-    """One frozen RS-MTDF teacher: a foundation model whose last-block tokens the student learns to reproduce."""
-
-    backbone: str = Field(description="backbone preset, or any timm:ARCH.TAG / open_clip:MODEL:TAG")
-    weights: str | None = Field(
-        default=None, description="hub, none or a local file; null: model.weights when that is hub or none"
-    )
-    resolution: int | None = Field(
-        default=None, ge=16, description="square input side of the teacher; null: the student's input size"
-    )
-    norm: bool = Field(default=True, description="final LayerNorm on the teacher's tokens")
-    loss_weight: float = Field(default=1.0, ge=0, description="weight of its MSE in the distillation loss")
-    fusion_weight: float = Field(default=0.1, ge=0, description="weight of its branch in the fused 4th level")
-    backbone_kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor overrides")
-
-
-# The paper's teachers: DINOv2-B/14 on the student's input, LayerNorm'd; OpenAI CLIP ViT-L/14 at 224 px,
-# before its final LayerNorm and projection.
-DEFAULT_TEACHERS: dict[str, dict[str, Any]] = {
-    "dino": {"backbone": "dinov2_b"},
-    "clip": {"backbone": "clip_l14", "resolution": 224, "norm": False},
-}
-
-
-class RSMTDFConfig(Strict):
-    teachers: dict[str, TeacherConfig | None] = Field(
-        default_factory=lambda: {k: TeacherConfig(**v) for k, v in DEFAULT_TEACHERS.items()},
-        description="name -> teacher; entries merge into the defaults (dino, clip); null disables one",
-    )
-    student_weight: float = Field(default=0.8, ge=0, description="weight of the student's own 4th level")
-    fusion: bool = Field(default=True, description="fuse translated features into the decoder")
-    translator_hidden: int = Field(default=1024, ge=1, description="hidden width of the translator MLPs")
-    distill_weight: float = Field(default=1.0, ge=0, description="loss = (L_x + L_u + this x L_distill) / 3")
-
-    @field_validator("teachers", mode="before")
-    @classmethod
-    def _merge_defaults(cls, v: Any) -> Any:
-        """`teachers: {clip: null}` keeps the default DINO teacher and disables CLIP; a partial entry such as
-        `{dino: {weights: /path}}` keeps the rest of the default DINO teacher."""
-        if not isinstance(v, dict):
-            return v
-        merged: dict[str, Any] = {k: dict(d) for k, d in DEFAULT_TEACHERS.items()}
-        for name, entry in v.items():
-            if isinstance(entry, TeacherConfig):
-                entry = entry.model_dump()
-            if isinstance(entry, dict) and isinstance(merged.get(name), dict):
-                merged[name] = {**merged[name], **entry}
-            else:
-                merged[name] = entry
-        return merged
-
-    @property
-    def active_teachers(self) -> dict[str, TeacherConfig]:
-        return {name: t for name, t in self.teachers.items() if t is not None}
-
-
-class Co2SConfig(Strict):
-    """Co2S's two students, their text/learned class queries and the stability loss."""
-
-    clip: str = Field(default="clip_b16", description="CLIP student: open_clip preset or open_clip:MODEL:TAG")
-    dinov3: str = Field(default="dinov3_b", description="DINOv3 student: timm preset or timm:ARCH.TAG")
-    clip_weights: str | None = Field(
-        default=None, description="hub, none or a local file; null: model.weights when that is hub or none"
-    )
-    dinov3_weights: str | None = Field(default=None, description="as clip_weights, for the DINOv3 student")
-    clip_kwargs: dict[str, Any] = Field(default_factory=dict, description="CLIP constructor overrides")
-    dinov3_kwargs: dict[str, Any] = Field(default_factory=dict, description="DINOv3 constructor overrides")
-    head: dict[str, Any] = Field(default_factory=dict, description="cost-aggregation head overrides")
-    query_lr_mult: float = Field(
-        default=100.0, gt=0, description="learnable class queries learn at lr x this (paper: base lr x1)"
-    )
-    stability_weight: float = Field(default=0.5, ge=0, description="final weight of the stability loss")
-    stability_ramp: float = Field(
-        default=0.2, ge=0, le=1, description="share of the iterations its cosine ramp from 0 takes"
-    )
-    concepts: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="class name -> concepts for its text query; default: the class table's, else the name",
-    )
-
-
-# Where a method's paper differs from the UniMatch V2 defaults; keys a user sets explicitly win.
-METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "rs-mtdf": {"batch_size": 8, "batch_size_unlabeled": 8},
-    # Co2S: AdamW base lr 1e-4 with backbone x0.01 and head x10, i.e. backbone 1e-6 and head 1e-3 = x1000.
-    "co2s": {
-        "crop": 512,
-        "epochs": 80,
-        "lr": 1e-6,
-        "head_lr_mult": 1000.0,
-        "batch_size": 2,
-        "batch_size_unlabeled": 2,
-    },
-}
+DEFAULT_METHOD = "unimatch-v2"
 
 
 class TrainConfig(Strict):
-    method: Literal["supervised", "fixmatch", "unimatch-v2", "rs-mtdf", "co2s"] = "unimatch-v2"
+    """The training settings every method shares. Each method adds its own section (train.<section>, e.g.
+    train.rs_mtdf) and the defaults where its paper differs; `schema()` assembles them from the registry."""
+
+    method: str = Field(default=DEFAULT_METHOD, description="a method of rsseg_cli.methods.METHODS")
     labeled: str = Field(
         default="1/1", description="labeled share of the training chips: 1/8, 12.5%, or a count"
     )
@@ -261,34 +205,120 @@ class TrainConfig(Strict):
     tau: float = Field(default=0.95, ge=0, le=1, description="pseudo-label confidence threshold")
     ema_decay: float = Field(default=0.996, ge=0, lt=1, description="EMA teacher decay (cap)")
     grad_clip: float | None = Field(default=None, gt=0, description="clip the gradient norm at this value")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        default="auto", description="auto: bf16 on GPUs that have it, fp32 on CPU"
-    )
-    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:1, ...")
+    precision: PRECISION = Field(default="auto", description="auto: bf16 on GPUs that have it, fp32 on CPU")
+    device: DEVICE = Field(default="auto", description="auto, cpu, cuda, cuda:1, ...")
     workers: int = Field(default=2, ge=0, description="data loader processes per training process")
     eval_every: int | None = Field(
         default=None, ge=1, description="steps between validations; default an epoch"
     )
     log_every: int = Field(default=10, ge=1, description="steps between log lines / progress updates")
     deterministic: bool = Field(default=False, description="deterministic torch algorithms (slower)")
-    rs_mtdf: RSMTDFConfig = Field(default_factory=RSMTDFConfig, description="RS-MTDF teachers and fusion")
-    co2s: Co2SConfig = Field(default_factory=Co2SConfig, description="Co2S students and stability loss")
+
+    @field_validator("labeled", mode="before")
+    @classmethod
+    def _labeled(cls, v: Any) -> Any:
+        """The same parser training uses, so a bad value stops every path (resume, --split-file) at once."""
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = str(v)  # --set train.labeled=0.125 arrives as a YAML number
+        if isinstance(v, str):
+            try:
+                parse_labeled(v)
+            except UserError as exc:
+                raise ValueError(str(exc).replace(f"--labeled {v.strip()!r}", repr(v.strip()))) from None
+        return v
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, v: str) -> str:
+        known = _methods()
+        if v not in known:
+            raise ValueError(f"unknown method {v!r}; choose one of {', '.join(known)}")
+        return v
 
     @model_validator(mode="before")
     @classmethod
     def _method_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("method") in METHOD_DEFAULTS:
-            data = {**METHOD_DEFAULTS[data["method"]], **data}
+        """The chosen method's defaults (where its paper differs); keys the user sets win."""
+        if isinstance(data, dict) and data.get("method", DEFAULT_METHOD) in _methods():
+            data = {**_method_class(data.get("method", DEFAULT_METHOD)).defaults, **data}
         return data
 
     @model_validator(mode="after")
-    def _teachers(self) -> TrainConfig:
-        if self.method == "rs-mtdf" and not self.rs_mtdf.active_teachers:
-            raise ValueError(
-                "rs-mtdf needs at least one teacher in train.rs_mtdf.teachers (without teachers it is "
-                "fixmatch: use --method fixmatch)"
-            )
+    def _method_options(self) -> TrainConfig:
+        options = getattr(self, _method_class(self.method).section(), None)
+        if options is not None:
+            _method_class(self.method).check_options(options)
         return self
+
+
+class PolygonConfig(Strict):
+    """Polygons from a class mask: `rsseg vectorize`, and `rsseg predict --vector`."""
+
+    sieve: int = Field(default=8, ge=0, description="merge regions of fewer pixels into their neighbour")
+    min_area: float = Field(default=0.0, ge=0, description="drop polygons smaller than this, in m²")
+    simplify: float = Field(default=0.0, ge=0, description="simplification tolerance in metres (0: off)")
+    fill_holes: float = Field(default=0.0, ge=0, description="fill holes smaller than this, in m²")
+    classes: list[int | str] | None = Field(
+        default=None, description="only these classes, by name or id ('water,building'); default all"
+    )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [c.strip() for c in v.split(",") if c.strip()]
+        if v == []:
+            raise ValueError("name at least one class, by name or id ('water,building' or '1,4')")
+        return v
+
+    def vectorize_kwargs(self) -> dict[str, Any]:
+        """These settings as rsseg_cli.vectorize.vectorize_mask's keyword arguments."""
+        kwargs = self.model_dump()
+        kwargs["min_area_m2"], kwargs["fill_holes_m2"] = kwargs.pop("min_area"), kwargs.pop("fill_holes")
+        return kwargs
+
+
+class VectorizeConfig(PolygonConfig):
+    """`rsseg vectorize MASK`."""
+
+    window: int = Field(default=4096, ge=16, description="window side in pixels; memory depends on it")
+
+
+class PredictConfig(Strict):
+    """`rsseg predict SCENE ...`: sliding windows over whole scenes."""
+
+    overlap_fraction: float = Field(
+        default=0.25, ge=0, lt=1, description="share of a window its neighbours overlap, 0 to <1"
+    )
+    batch_size: int = Field(default=8, ge=1, description="windows per forward pass")
+    tta: Literal["none", "flip", "d4"] = Field(
+        default="none", description="test-time augmentation: none, flip (4 views) or d4 (8 views)"
+    )
+    window: int | None = Field(default=None, ge=1, description="window side; default the training crop")
+    bands: list[int | str] | None = Field(default=None, description="band selection; default as in training")
+    compress: Literal["deflate", "zstd", "lzw"] = Field(default="deflate", description="COG compression")
+    pixel_space: bool = Field(default=False, description="accept scenes without a CRS (pixel coordinates)")
+    device: DEVICE = Field(default="auto", description="auto, cpu, cuda, cuda:N")
+    precision: PRECISION = Field(default="auto", description="auto: bf16/fp16 autocast on a GPU, fp32 on CPU")
+    student: str | None = Field(default=None, description="Co2S: clip, dinov3 or ensemble; default the best")
+    vector: PolygonConfig = Field(default_factory=PolygonConfig, description="polygons with --vector")
+
+    @field_validator("bands", mode="before")
+    @classmethod
+    def _bands(cls, v: Any) -> Any:
+        return band_list(v)
+
+
+class EvaluateConfig(Strict):
+    """`rsseg evaluate`: a checkpoint on dataset chips, or (--pred) a predicted mask against labels."""
+
+    split: Literal["val", "test"] = Field(default="val", description="chips: the split to evaluate")
+    device: DEVICE = Field(default="auto", description="chips: auto, cpu, cuda, cuda:N")
+    precision: PRECISION = Field(default="auto", description="chips: auto, fp32, bf16 or fp16")
+    student: str | None = Field(default=None, description="chips, Co2S: the prediction reported in full")
+    label_field: str | None = Field(default=None, description="scene: the vector labels' class field")
+    all_touched: bool = Field(default=False, description="scene: vector labels burn every touched pixel")
+    reproject_labels: bool = Field(default=False, description="scene: resample labels on another grid")
 
 
 class Config(Strict):
@@ -299,6 +329,9 @@ class Config(Strict):
     tile: TileConfig = Field(default_factory=TileConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    vectorize: VectorizeConfig = Field(default_factory=VectorizeConfig)
 
     @field_validator("classes")
     @classmethod
@@ -318,106 +351,61 @@ class Config(Strict):
 # Loading and overriding
 
 
-def parse_set(items: list[str]) -> dict[str, Any]:
-    """Turn ['tile.chip_size=256', 'tile.bands=[4,3,2]'] into a nested dict; values are parsed as YAML."""
-    tree: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise UserError(
-                f"--set {item!r} is not of the form key.sub=value, for example --set tile.chip_size=256."
+def _methods() -> dict[str, str]:
+    # Plug-in discovery: the method registry is read by name, so that this core schema imports no method
+    # (methods import the schema's base classes).
+    return importlib.import_module("rsseg_cli.methods").METHODS
+
+
+def _method_class(name: str) -> Any:
+    return importlib.import_module("rsseg_cli.methods").method_class(name)
+
+
+@functools.cache
+def schema() -> type[Config]:
+    """The full configuration schema: the core sections plus each registered method's own section as
+    train.<section> (always present, with its defaults, so config.yaml records every setting)."""
+    sections: dict[str, Any] = {}
+    for name in _methods():
+        method = _method_class(name)
+        if method.options is not None:
+            doc = (method.options.__doc__ or name).strip().splitlines()[0]
+            sections[method.section()] = (
+                method.options,
+                Field(default_factory=method.options, description=doc),
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise UserError(f"--set {item!r}: the value is not valid YAML ({exc}).") from None
-        node = tree
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UserError(f"--set {item!r} conflicts with another --set for {part!r}.")
-        node[parts[-1]] = value
-    return tree
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"Config file {path} does not exist. Pass an existing YAML file with --config.")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise UserError(f"Config file {path} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserError(
-            f"Config file {path} must hold a mapping of keys (for example 'tile:'), not a list or value."
-        )
-    return data
-
-
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The schema model that owns the key at `loc` (to list the allowed keys in error messages)."""
-    model: Any = Config
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        fields = getattr(model, "model_fields", None)
-        if not fields or part not in fields:
-            return None
-        annotation = fields[part].annotation
-        model = _find_model(annotation)
-        if model is None:
-            return None
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _find_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _find_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def describe_validation_error(exc: ValidationError, source: str) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            owner = _model_at(loc)
-            allowed = ", ".join(owner.model_fields) if owner else "see configs/default.yaml"
-            lines.append(f"unknown key '{key}'; allowed here: {allowed}")
-        else:
-            got = err.get("input")
-            got_txt = f" (got {got!r})" if not isinstance(got, dict) and got is not None else ""
-            lines.append(f"'{key}': {err['msg']}{got_txt}")
-    return (
-        f"Invalid configuration ({source}): " + "; ".join(lines) + ". See configs/default.yaml for every key."
+    train = create_model("TrainConfig", __base__=TrainConfig, **sections)
+    return create_model(
+        "Config",
+        __base__=Config,
+        train=(train, Field(default_factory=train)),  # type: ignore[call-overload]
     )
+
+
+def reference_config(name: str = "default.yaml") -> Path:
+    """A configuration file shipped with rsseg (rsseg_cli/configs/), where this installation holds it."""
+    return Path(str(resources.files("rsseg_cli").joinpath("configs", name)))
+
+
+def parse_config(data: dict[str, Any], source: str, flags: dict[str, str] | None = None) -> Config:
+    """A validated Config from a nested dict (a YAML file's content), with a clear message naming `source`
+    (and, through `flags` {dotted key: flag}, the command-line flag that set a bad value)."""
+    try:
+        return schema().model_validate(data)
+    except ValidationError as exc:
+        message = describe_validation_error(exc, source, schema(), str(reference_config()), flags)
+        raise UserError(message) from None
 
 
 def load_config(
     config_file: Path | None = None,
     overrides: list[str] | None = None,
     cli: dict[str, Any] | None = None,
+    flags: dict[str, tuple[str, Any]] | None = None,
 ) -> Config:
-    """Resolve defaults < file < --set < CLI flags into a validated Config."""
+    """Resolve defaults < file < --set < command-line flags into a validated Config. Flags come either as a
+    nested dict (`cli`) or as {"--flag": ("dotted.key", value or None when not given)} (`flags`), which
+    lets a message about a bad value name the flag."""
     data: dict[str, Any] = {}
     sources = []
     if config_file is not None:
@@ -426,13 +414,13 @@ def load_config(
     if overrides:
         data = deep_merge(data, parse_set(overrides))
         sources.append("--set")
+    given = {flag: kv for flag, kv in (flags or {}).items() if kv[1] is not None}
+    cli = deep_merge(cli or {}, flag_tree(given))
     if cli:
         data = deep_merge(data, cli)
         sources.append("command-line flags")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        raise UserError(describe_validation_error(exc, ", ".join(sources) or "defaults")) from None
+    names = {key: flag for flag, (key, _) in given.items()}
+    return parse_config(data, ", ".join(sources) or "defaults", names)
 
 
 def config_to_yaml(config: BaseModel) -> str:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rsseg_cli.config import Config, load_config, parse_set
+from rsseg_cli.config import load_config, parse_set, reference_config, schema
 from rsseg_cli.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,12 +91,30 @@ def test_missing_and_invalid_files(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+CONFIGS = REPO / "rsseg_cli" / "configs"
+
+
+def test_configs_folder_is_a_link_to_the_packaged_configs():
+    assert (REPO / "configs").is_symlink() and (REPO / "configs").resolve() == CONFIGS.resolve()
+    assert reference_config() == CONFIGS / "default.yaml"
+    assert reference_config("demo.yaml").is_file()
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.rglob("*.yaml")), ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_shipped_configs_validate(path):
-    Config.model_validate(yaml.safe_load(path.read_text()) or {})
+    """Every YAML under configs/ (recipes in subfolders included) loads as a --config file."""
+    load_config(path)
+
+
+def test_every_shipped_config_is_found():
+    found = {str(p.relative_to(CONFIGS)) for p in CONFIGS.rglob("*.yaml")}
+    assert {"default.yaml", "demo.yaml", "co2s/loveda.yaml", "rs-mtdf/potsdam.yaml"} <= found
 
 
 def test_default_yaml_documents_every_default():
-    """configs/default.yaml is the reference: it must equal the schema defaults."""
-    shipped = yaml.safe_load((REPO / "configs" / "default.yaml").read_text())
-    assert Config.model_validate(shipped).model_dump() == Config().model_dump()
+    """configs/default.yaml is the reference: it must equal the schema defaults, every section included."""
+    shipped = yaml.safe_load((CONFIGS / "default.yaml").read_text())
+    assert load_config(CONFIGS / "default.yaml").model_dump() == schema()().model_dump()
+    assert set(shipped) == set(schema().model_fields)
+    for section in ("predict", "evaluate", "vectorize"):
+        assert set(shipped[section]) == set(schema().model_fields[section].annotation.model_fields)

@@ -16,7 +16,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from rsseg_cli.config import Config, load_config
+from rsseg_cli.config import load_config, schema
 from rsseg_cli.data.tiling import tile_scenes
 from tests.conftest import write_raster
 
@@ -261,7 +261,7 @@ def test_unlabeled_scenes_give_unlabeled_training_chips(make_scene, tmp_path):
 
 
 def test_same_seed_same_dataset_other_seed_other_split(tmp_path):
-    from rsseg_cli.data.sample import generate_sample
+    from rsseg_cli.synthetic import generate_sample
 
     sample = generate_sample(tmp_path / "s", height=512, width=512, seed=3)
     tables = []
@@ -275,7 +275,7 @@ def test_same_seed_same_dataset_other_seed_other_split(tmp_path):
 
 
 def test_splits_do_not_touch_and_are_stratified(tmp_path):
-    from rsseg_cli.data.sample import generate_sample
+    from rsseg_cli.synthetic import generate_sample
 
     sample = generate_sample(tmp_path / "s", height=1024, width=1024, seed=0)
     out = tmp_path / "data"
@@ -304,12 +304,12 @@ def test_resolved_config_saved_beside_dataset(make_scene, tmp_path):
     out = tmp_path / "data"
     cfg = load_config(overrides=["tile.chip_size=64", "tile.overlap=16"])
     tile_scenes([scene.image], [scene.labels], out, cfg)
-    saved = Config.model_validate(yaml.safe_load((out / "config.yaml").read_text()))
+    saved = schema().model_validate(yaml.safe_load((out / "config.yaml").read_text()))
     assert saved == cfg
 
 
 def test_class_names_and_colours_recovered_from_label_tag(tmp_path):
-    from rsseg_cli.data.sample import SAMPLE_CLASSES, generate_sample
+    from rsseg_cli.synthetic import SAMPLE_CLASSES, generate_sample
 
     sample = generate_sample(tmp_path / "s", height=256, width=256)
     out = tmp_path / "data"

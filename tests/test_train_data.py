@@ -194,8 +194,8 @@ def test_split_files_round_trip(tmp_path):
 
 def test_chip_datasets_from_a_tiled_sample(tmp_path):
     from rsseg_cli.data.chipset import ChipDataset, EvalChips, LabeledTrain, UnlabeledTrain
-    from rsseg_cli.data.sample import generate_sample
     from rsseg_cli.data.tiling import tile_scenes
+    from rsseg_cli.synthetic import generate_sample
 
     sample = generate_sample(tmp_path / "s", height=256, width=256)
     tile_scenes(

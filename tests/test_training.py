@@ -37,8 +37,8 @@ TINY_TRAIN = [
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from rsseg_cli.data.sample import generate_sample
     from rsseg_cli.data.tiling import tile_scenes
+    from rsseg_cli.synthetic import generate_sample
 
     root = tmp_path_factory.mktemp("train")
     sample = generate_sample(root / "sample", height=384, width=384, seed=1)
@@ -48,38 +48,23 @@ def dataset(tmp_path_factory) -> Path:
 
 
 def tiny_segmenter(num_classes=7, in_chans=4):
-    from rsseg_cli.train import build_model
+    from rsseg_cli.models.spec import ModelSpec, build
 
     cfg = load_config(overrides=TINY_MODEL)
-    from rsseg_cli.train import model_config
-
-    return build_model(model_config(cfg, num_classes, in_chans, [0, 1, 2, None]), "none")
+    return build(ModelSpec.from_config(cfg.model, num_classes, in_chans, [0, 1, 2, None]), "none")
 
 
 @pytest.mark.parametrize("name", ["supervised", "fixmatch", "unimatch-v2"])
 def test_each_method_loss_falls_on_a_fixed_batch(name):
     from rsseg_cli.engine.schedule import EMATeacher
-    from rsseg_cli.methods import build_method
+    from rsseg_cli.methods import method_class
+    from rsseg_cli.synthetic.batches import synthetic_batch
 
     torch.manual_seed(0)
     model = tiny_segmenter()
-    method = build_method(name, num_classes=7, tau=0.0)  # tau 0: every pseudo-label counts on random data
+    method = method_class(name)(num_classes=7, tau=0.0)  # tau 0: every pseudo-label counts on random data
     teacher = EMATeacher(model, 0.9) if method.uses_ema else None
-    g = torch.Generator().manual_seed(1)
-    labeled = {
-        "image": torch.randn(2, 4, 32, 32, generator=g),
-        "mask": torch.randint(0, 7, (2, 32, 32), generator=g),
-    }
-    box = torch.zeros(2, 32, 32, dtype=torch.bool)
-    box[:, 8:20, 8:20] = True
-    unlabeled = {
-        "weak": torch.randn(2, 4, 32, 32, generator=g),
-        "strong1": torch.randn(2, 4, 32, 32, generator=g),
-        "strong2": torch.randn(2, 4, 32, 32, generator=g),
-        "ignore": torch.zeros(2, 32, 32, dtype=torch.bool),
-        "box1": box,
-        "box2": box.flip(-1),
-    }
+    labeled, unlabeled = synthetic_batch(n=2, bands=4, size=32, classes=7)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
     for step in range(40):
@@ -145,7 +130,7 @@ def test_train_and_evaluate_end_to_end(dataset, tmp_path, cli, monkeypatch):
 
 def test_resume_gives_the_same_weights(dataset, tmp_path):
     from rsseg_cli.data.chipset import ChipDataset
-    from rsseg_cli.train import run_training
+    from rsseg_cli.engine.run import run_training
 
     cfg = load_config(
         overrides=[
@@ -167,10 +152,10 @@ def test_resume_gives_the_same_weights(dataset, tmp_path):
     a = torch.load(straight / "checkpoints" / "last.pt", weights_only=False)["train_state"]
     b = torch.load(tmp_path / "resumed" / "checkpoints" / "last.pt", weights_only=False)["train_state"]
     assert a["step"] == b["step"] == 6
-    for key in a["student"]:
-        torch.testing.assert_close(a["student"][key], b["student"][key], rtol=0, atol=0)
-    for key in a["teacher"]:
-        torch.testing.assert_close(a["teacher"][key], b["teacher"][key], rtol=0, atol=0)
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=0)
+    for key in a["ema"]:
+        torch.testing.assert_close(a["ema"][key], b["ema"][key], rtol=0, atol=0)
     steps = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [3, 6]
     assert ChipDataset.open(dataset).num_classes == 7
@@ -236,9 +221,9 @@ def test_ddp_step_matches_single_process_step(dataset, tmp_path):
     # float noise can flip for near-zero gradients).
     torch.manual_seed(0)  # the run's seed: its initial weights
     init = tiny_segmenter().state_dict()
-    for key in a["student"]:
-        torch.testing.assert_close(a["student"][key], b["student"][key], rtol=0, atol=2e-4)
-    assert any(not torch.equal(a["student"][k], init[k]) for k in init), "the step changed nothing"
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=2e-4)
+    assert any(not torch.equal(a["model"][k], init[k]) for k in init), "the step changed nothing"
 
 
 def test_ddp_semi_supervised_runs_and_resumes(dataset, tmp_path):
@@ -306,8 +291,8 @@ def test_train_bad_input(dataset, tmp_path, cli, monkeypatch, args, needle):
 
 
 def test_dataset_without_val_split(tmp_path, cli, monkeypatch):
-    from rsseg_cli.data.sample import generate_sample
     from rsseg_cli.data.tiling import tile_scenes
+    from rsseg_cli.synthetic import generate_sample
 
     sample = generate_sample(tmp_path / "s", height=256, width=256)
     cfg = load_config(overrides=["tile.chip_size=64", "tile.split.fractions={train: 1.0}"])
@@ -324,19 +309,25 @@ def test_missing_dataset(tmp_path, cli, monkeypatch):
 
 
 def test_checkpoint_round_trip(tmp_path):
-    """A saved prediction payload rebuilds the same network: same tensors, same outputs."""
-    from rsseg_cli.engine import checkpoint
-    from rsseg_cli.evaluate_cmd import load_model
-    from rsseg_cli.train import model_config
+    """A saved checkpoint rebuilds the same network: same tensors, same outputs."""
+    from rsseg_cli.engine.checkpoint import FORMAT, Checkpoint
 
     torch.manual_seed(3)
-    cfg = load_config(overrides=TINY_MODEL)
-    config = model_config(cfg, 7, 4, [0, 1, 2, None])
     model = tiny_segmenter().eval()
-    checkpoint.save(tmp_path / "best.pt", {"model": config, "state_dict": model.state_dict()})
-    payload = checkpoint.load(tmp_path / "best.pt")
-    assert payload["rsseg_version"] and payload["kind"] == "rsseg-checkpoint"
-    again = load_model(payload, torch.device("cpu"))
+    Checkpoint(
+        model=model.spec.model_dump(mode="json"),
+        state_dict=model.state_dict(),
+        method="supervised",
+        classes=[{"id": i, "name": f"c{i}"} for i in range(7)],
+        bands=[{"index": i + 1, "name": f"b{i}"} for i in range(4)],
+        dtype="uint16",
+        normalization={},
+        chip_size=64,
+        crop=48,
+    ).save(tmp_path / "best.pt")
+    saved = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert saved["rsseg_version"] and saved["kind"] == "rsseg-checkpoint" and saved["format"] == FORMAT
+    again = Checkpoint.read(tmp_path / "best.pt").load_model("cpu")
     x = torch.randn(1, 4, 40, 40)
     with torch.no_grad():
         torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
@@ -344,14 +335,14 @@ def test_checkpoint_round_trip(tmp_path):
     from rsseg_cli.errors import UserError
 
     with pytest.raises(UserError, match="not a readable rsseg checkpoint"):
-        checkpoint.load(tmp_path / "junk.pt")
+        Checkpoint.read(tmp_path / "junk.pt")
     torch.save({"a": 1}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not an rsseg checkpoint"):
-        checkpoint.load(tmp_path / "other.pt")
+        Checkpoint.read(tmp_path / "other.pt")
 
 
 def test_split_file_reuses_a_runs_labeled_chips(dataset, tmp_path):
-    from rsseg_cli.train import run_training
+    from rsseg_cli.engine.run import run_training
 
     base = [*TINY_TRAIN, "train.method=supervised", "train.iterations=1", "train.eval_every=1"]
     first = run_training(
@@ -391,7 +382,7 @@ def test_diverging_loss_stops_and_keeps_last_good_checkpoint(dataset, tmp_path, 
 
 
 def test_bf16_autocast_step_on_cpu(dataset, tmp_path):
-    from rsseg_cli.train import run_training
+    from rsseg_cli.engine.run import run_training
 
     cfg = load_config(
         overrides=[
@@ -415,7 +406,7 @@ def test_train_from_a_local_weights_file(dataset, tmp_path):
     from safetensors.torch import save_file
 
     from rsseg_cli.compat import import_torchvision
-    from rsseg_cli.train import run_training
+    from rsseg_cli.engine.run import run_training
 
     import_torchvision()
     import timm
@@ -445,7 +436,7 @@ def test_train_from_a_local_weights_file(dataset, tmp_path):
     )
     run = run_training(dataset, cfg, out=tmp_path / "run")
     # The run started from the file: block weights the single small step barely moved are close to the donor's.
-    student = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["student"]
+    student = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["train_state"]["model"]
     key = "blocks.1.mlp.fc2.weight"
     got = student[f"backbone.model.{key}"]
     assert (got - donor.state_dict()[key]).abs().max() < 1e-3
@@ -458,9 +449,9 @@ def test_evaluate_bad_input(dataset, tmp_path, cli, monkeypatch):
     r = cli("evaluate", "--checkpoint", tmp_path / "missing.pt", "--data", dataset)
     assert r.code == 2 and "does not exist" in r.err
     # A checkpoint trained on 4 bands against a 3-band dataset.
-    from rsseg_cli.data.sample import generate_sample
     from rsseg_cli.data.tiling import tile_scenes
-    from rsseg_cli.train import run_training
+    from rsseg_cli.engine.run import run_training
+    from rsseg_cli.synthetic import generate_sample
 
     run = run_training(
         dataset,

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from rsseg_cli.config import IGNORE_INDEX, ClassSpec
+from rsseg_cli.errors import UserError
 
-# Tag written into every class raster rsseg produces, so a later `tile` can recover names and colours.
-CLASS_TAG = "RSSEG_CLASSES"
-
-# A qualitative palette (tab10 followed by tab20's light tones) for classes without a colour.
-PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-    "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7",
-    "#dbdb8d", "#9edae5",
-]  # fmt: skip
+# The palette belongs to the class-raster contract (geo.class_raster), so that masks and tables agree.
+from rsseg_cli.geo.class_raster import PALETTE
 
 
 @dataclass(frozen=True)
@@ -69,24 +62,12 @@ class ClassTable:
                 return c.id
         return None
 
-    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
-        cmap = {c.id: (*hex_to_rgb(c.color or "#000000"), 255) for c in self.classes}
-        cmap[IGNORE_INDEX] = (0, 0, 0, 0)
-        return cmap
-
-    def to_tag(self) -> str:
-        return json.dumps([{"id": c.id, "name": c.name, "color": c.color} for c in self.classes])
+    def raster_classes(self) -> list[dict]:
+        """The table a class raster of ids carries (see geo.class_raster): no `value`, the pixels are ids."""
+        return [{"id": c.id, "name": c.name, "color": c.color} for c in self.classes]
 
     def as_dicts(self) -> list[dict]:
         return [c.model_dump(mode="json", exclude_defaults=False) for c in self.classes]
-
-
-def hex_to_rgb(color: str) -> tuple[int, int, int]:
-    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
-
-
-def rgb_to_hex(rgb: Sequence[int]) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*rgb[:3])
 
 
 @dataclass(frozen=True)
@@ -109,3 +90,66 @@ class ValueMap:
         idx = np.clip(np.searchsorted(self.values, flat), 0, len(self.values) - 1)
         hit = self.values[idx] == flat
         return np.where(hit, self.ids[idx], IGNORE_INDEX).astype(np.uint8)
+
+
+UNKNOWN_LABELS_FIX = (
+    "Add them to the class table ('classes:' in a config file, matched by value, name or id), or list them "
+    "in tile.labels.ignore_values to ignore those pixels."
+)
+
+
+def check_label_values(
+    values: Mapping[int | str, int] | Iterable[int | str],
+    table: ClassTable,
+    source: str,
+    *,
+    ignore_values: Iterable[int | str] = (),
+    table_name: str = "the class table",
+    fix: str = UNKNOWN_LABELS_FIX,
+) -> None:
+    """Raise a UserError naming the label values found in `source` that no class of `table` takes and that
+    are not ignored: the one check of label values against a class table (tile, vector labels, evaluate).
+
+    Integer values are raster labels, matched to each class's raster value (its `value`, else its id);
+    strings are vector attribute values, matched by value, name or id (`ClassTable.match_vector_value`).
+    With a mapping value -> count (pixels or features) the counts are shown. `source` names where the
+    values come from ("the label raster x.tif"), `table_name` the table, `fix` how to resolve it.
+    """
+    ignored = {str(v) for v in ignore_values}
+    counts = values if isinstance(values, Mapping) else None
+    raster: set[int] | None = None
+    unknown: list[int | str] = []
+    for v in values:
+        if str(v) in ignored:
+            continue
+        if isinstance(v, str):
+            known = table.match_vector_value(v) is not None
+        else:
+            if raster is None:
+                try:
+                    raster = set(table.raster_values())
+                except ValueError as exc:
+                    raise UserError(
+                        f"{table_name[0].upper()}{table_name[1:]} has non-numeric label values ({exc}), "
+                        f"so {source} cannot be matched to it. Give every class a numeric value for raster "
+                        "labels."
+                    ) from None
+            known = int(v) in raster
+        if not known:
+            unknown.append(v)
+    if not unknown:
+        return
+    unknown.sort(key=lambda v: (0, int(v), "") if str(v).lstrip("-").isdigit() else (1, 0, str(v)))
+
+    def listed(v: int | str) -> str:
+        if counts is None:
+            return str(v)
+        unit = "feature" if isinstance(v, str) else "px"
+        n = counts[v]
+        return f"{v} ({n} {unit}{'s' if unit == 'feature' and n != 1 else ''})"
+
+    shown = ", ".join(listed(v) for v in unknown[:20])
+    more = f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+    note = " (they match no class by value, name or id)" if any(isinstance(v, str) for v in unknown) else ""
+    classes = ", ".join(f"{c.name} ({c.value if c.value is not None else c.id})" for c in table.classes)
+    raise UserError(f"Label values {shown}{more} in {source} are not in {table_name}{note}: {classes}. {fix}")

@@ -5,7 +5,6 @@ Both give, for a grid window, a uint8 array of class ids with 255 where a pixel 
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -19,8 +18,9 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from rsseg_cli.config import IGNORE_INDEX, ClassSpec, LabelsConfig
-from rsseg_cli.data.classes import CLASS_TAG, ClassTable, ValueMap, rgb_to_hex
+from rsseg_cli.data.classes import ClassTable, ValueMap, check_label_values
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.class_raster import CLASS_TAG, class_table_from_tag, read_colormap, rgb_to_hex
 from rsseg_cli.geo.grid import GridWindow
 from rsseg_cli.geo.raster import SceneInfo, open_raster, same_grid
 
@@ -89,11 +89,8 @@ class RasterLabels:
                     "so it cannot be reprojected. Give both the same grid."
                 )
             self.nodata = src.nodata
-            self.tags = src.tags()
-            try:
-                self.colormap = src.colormap(1)
-            except ValueError:
-                self.colormap = {}
+            self.tag_classes = class_table_from_tag(src.tags().get(CLASS_TAG))
+            self.colormap = read_colormap(src)
         self.value_map: ValueMap | None = None
 
     def value_counts(self) -> Counter:
@@ -120,7 +117,7 @@ class RasterLabels:
     def inferred_classes(self, counts: Counter) -> list[ClassSpec]:
         ignore = {int(v) for v in self.cfg.ignore_values}
         values = sorted(v for v in counts if v not in ignore)
-        named = _classes_from_tag(self.tags.get(CLASS_TAG))
+        named = _classes_by_value(self.tag_classes)
         specs = []
         for i, v in enumerate(values):
             name = named.get(v, {}).get("name") or f"class_{v}"
@@ -185,12 +182,11 @@ def _res(t) -> str:
     return f"{abs(t.a):g}x{abs(t.e):g}"
 
 
-def _classes_from_tag(tag: str | None) -> dict[int, dict]:
-    if not tag:
-        return {}
+def _classes_by_value(table: list[dict] | None) -> dict[int, dict]:
+    """Entries of a class-raster table keyed by the raster value they name: their `value`, else their id."""
     try:
-        return {int(c.get("value", c["id"])): c for c in json.loads(tag)}
-    except (ValueError, KeyError, TypeError):
+        return {int(c["id"] if c["value"] is None else c["value"]): c for c in table or []}
+    except (ValueError, TypeError):
         return {}
 
 
@@ -264,14 +260,13 @@ class VectorLabels:
         ignore = {str(v) for v in cfg.ignore_values}
         frame = self.frame
         values = frame[self.field].astype(str)
+        check_label_values(
+            Counter(values.tolist()),
+            table,
+            f"field {self.field!r} of the vector labels {self.path}",
+            ignore_values=cfg.ignore_values,
+        )
         ids = values.map(lambda v: IGNORE_INDEX if v in ignore else table.match_vector_value(v))
-        unknown = sorted(set(values[ids.isna()]), key=_natural_key)
-        if unknown:
-            raise UserError(
-                f"The vector labels {self.path} hold class values {', '.join(unknown[:20])} in field "
-                f"{self.field!r} that are not in the class table ({', '.join(table.names)}). Add them to "
-                "'classes' in your config (by name, id or value), or list them in tile.labels.ignore_values."
-            )
         frame = frame.assign(_class=ids.astype(int).to_numpy())
         if cfg.burn_order == "largest-first":
             # Later shapes win when burning: drawing small polygons last keeps them visible inside large ones.

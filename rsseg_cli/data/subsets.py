@@ -3,46 +3,15 @@ and the split files (splits/labeled.txt, splits/unlabeled.txt) that let a run's 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rsseg_cli.atomic import atomic_file
+from rsseg_cli.config_layers import LabeledSpec
+from rsseg_cli.config_layers import parse_labeled as parse_labeled  # re-exported: the --labeled forms
 from rsseg_cli.errors import UserError
-
-
-@dataclass(frozen=True)
-class LabeledSpec:
-    ratio: float | None = None
-    count: int | None = None
-
-    def __str__(self) -> str:
-        return f"{self.count} chips" if self.count is not None else f"{self.ratio:.4g} of the labeled chips"
-
-
-def parse_labeled(text: str | float | int) -> LabeledSpec:
-    """'1/8' and '12.5%' and '0.125' are ratios of the labeled training chips; '40' is a number of chips."""
-    raw = str(text).strip()
-    try:
-        if re.fullmatch(r"\d+", raw):
-            count = int(raw)
-            if count < 1:
-                raise ValueError
-            return LabeledSpec(count=count)
-        ratio = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(Fraction(raw))
-    except (ValueError, ZeroDivisionError):
-        raise UserError(
-            f"--labeled {raw!r} is not understood. Give a ratio (1/8, 12.5%, 0.125) or a number of chips (40)."
-        ) from None
-    if not 0 < ratio <= 1:
-        raise UserError(
-            f"--labeled {raw!r} is a ratio of {ratio:g}; it must be above 0 and at most 1 (e.g. 1/8)."
-        )
-    return LabeledSpec(ratio=ratio)
 
 
 def select_labeled(candidates: pd.DataFrame, spec: LabeledSpec, seed: int, num_classes: int) -> list[str]:

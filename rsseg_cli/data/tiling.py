@@ -19,14 +19,15 @@ import rasterio
 from rasterio.windows import transform as window_transform
 
 from rsseg_cli.atomic import atomic_dir
-from rsseg_cli.config import IGNORE_INDEX, Config
+from rsseg_cli.config import IGNORE_INDEX, Config, reference_config
 from rsseg_cli.data.chips import Chip
-from rsseg_cli.data.classes import CLASS_TAG, ClassTable
+from rsseg_cli.data.classes import ClassTable, check_label_values
 from rsseg_cli.data.labels import LabelSource, label_source
 from rsseg_cli.data.manifest import write_manifest
 from rsseg_cli.data.splits import SceneGeometry, assign_splits
 from rsseg_cli.data.stats import BandStats
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.class_raster import MASK_NODATA, write_class_metadata
 from rsseg_cli.geo.grid import GridWindow, window_grid
 from rsseg_cli.geo.raster import SceneInfo, describe_scene, read_window, window_footprint
 from rsseg_cli.progress import progress
@@ -114,23 +115,21 @@ def resolve_classes(jobs: list[_Job], cfg: Config) -> ClassTable | None:
         if all(c.name.startswith("class_") for c in table.classes):
             log.warning(
                 "no class table given: inferred %d classes from the label values (%s). Name them and pick "
-                "colours with 'classes' in a config file (see configs/default.yaml).",
+                "colours with 'classes' in a config file (see %s).",
                 len(table),
                 mapping,
+                reference_config(),
             )
         else:
             log.info("class table read from the labels' embedded table: %s", mapping)
     for job in labeled:
-        if job.labels.kind == "raster":
-            known = set(table.raster_values()) | {int(v) for v in cfg.tile.labels.ignore_values}
-            unknown = sorted(v for v in counts[job.scene.name] if v not in known)
-            if unknown:
-                listed = ", ".join(f"{v} ({counts[job.scene.name][v]} px)" for v in unknown[:20])
-                raise UserError(
-                    f"The label raster {job.labels.path} holds values {listed} that are not in the class "
-                    f"table (values {', '.join(map(str, table.raster_values()))}). Add them to 'classes' in "
-                    "your config, or list them in tile.labels.ignore_values to ignore those pixels."
-                )
+        if job.labels.kind == "raster":  # vector labels are checked by prepare(), value by value
+            check_label_values(
+                counts[job.scene.name],
+                table,
+                f"the label raster {job.labels.path}",
+                ignore_values=cfg.tile.labels.ignore_values,
+            )
         job.labels.prepare(table, cfg.tile.labels)
     return table
 
@@ -374,12 +373,10 @@ class _ChipWriter:
 
     def _write_label(self, path: Path, mask: np.ndarray, gw: GridWindow) -> None:
         profile = self._profile(gw, 1, "uint8")
-        profile["nodata"] = IGNORE_INDEX
+        profile["nodata"] = MASK_NODATA
         if profile.get("predictor"):
             profile["predictor"] = 1  # class ids do not benefit from differencing
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(mask[None])
             assert self.table is not None
-            dst.write_colormap(1, self.table.colormap())
-            dst.update_tags(**{CLASS_TAG: self.table.to_tag()})
-            dst.set_band_description(1, "class")
+            write_class_metadata(dst, self.table.raster_classes())

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from rsseg_cli.engine.determinism import loader_generator, seed_worker
 from rsseg_cli.engine.sampler import EpochSampler
 
 
@@ -26,6 +27,8 @@ class BatchStream:
     ):
         self.dataset = dataset
         self.sampler = EpochSampler(len(dataset), batch_size, seed, rank, world)
+        self.seed = seed
+        self.rank = rank
         self.batch_size = batch_size
         self.workers = workers
         self.device = device
@@ -53,6 +56,10 @@ class BatchStream:
                 pin_memory=self.device.type == "cuda",
                 drop_last=True,
                 persistent_workers=self.workers > 0,  # no process start-up at every epoch
+                # Samples draw from (seed, epoch, index) generators; the workers' own RNGs (torch, numpy,
+                # random) are seeded from the run's seed and rank too, not from the global RNG.
+                generator=loader_generator(self.seed * 1_000_003 + self.rank),
+                worker_init_fn=seed_worker,
             )
         self._it = iter(self._loader)
 

@@ -1,36 +1,17 @@
-"""Sliding-window inference with smooth blending, shared by validation and prediction.
+"""Sliding-window inference over whole images held in memory (validation and chip evaluation).
 
-Overlapping windows are blended with a Hann weight that does not taper where a window touches the image
-border (there is no neighbour to blend with), and the sum is always divided by the accumulated weight, so a
-model with a constant output reproduces that constant everywhere, corners included.
+Window placement, stride, blending weight and accumulator are those of predict/blend.py, which streaming
+prediction uses too: the same image, window and overlap give the same probabilities on either path.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
-from rsseg_cli.geo.grid import window_grid
-
-
-def hann_profile(size: int, flat_start: bool, flat_end: bool, device=None) -> torch.Tensor:
-    """1-D weight: sin^2 rising from the window edges, flat (1) on sides that touch the image border."""
-    i = torch.arange(size, dtype=torch.float32, device=device)
-    w = torch.sin(math.pi * (i + 0.5) / size) ** 2
-    half = size // 2
-    if flat_start:
-        w[:half] = 1.0
-    if flat_end:
-        w[half:] = 1.0
-    return w
-
-
-def window_weight(top: bool, bottom: bool, left: bool, right: bool, size: int, device=None) -> torch.Tensor:
-    rows = hann_profile(size, top, bottom, device)
-    cols = hann_profile(size, left, right, device)
-    return rows[:, None] * cols[None, :]
+from rsseg_cli.engine.blend import BlendAccumulator, stride_for, window_starts, window_weight
 
 
 @torch.no_grad()
@@ -53,25 +34,15 @@ def sliding_probs(
 
     if h <= window and w <= window:
         return probs_of(image)
-    stride = max(1, int(window * (1 - overlap)))
-    grid = window_grid(h, w, window, stride, "snap" if min(h, w) >= window else "pad")
-    acc = torch.zeros(b, num_classes, h, w, device=image.device)
-    norm = torch.zeros(1, 1, h, w, device=image.device)
-    for start in range(0, len(grid), max(1, batch_size // b)):
-        chunk = grid[start : start + max(1, batch_size // b)]
-        crops = []
-        for gw in chunk:
-            crop = image[:, :, gw.row : gw.row + window, gw.col : gw.col + window]
-            crops.append(crop)
-        sizes = [(c.shape[-2], c.shape[-1]) for c in crops]
-        padded = [
-            torch.nn.functional.pad(c, (0, window - c.shape[-1], 0, window - c.shape[-2])) for c in crops
-        ]
-        probs = probs_of(torch.cat(padded)).split(b)
-        for gw, (ch, cw), p in zip(chunk, sizes, probs):
-            weight = window_weight(
-                gw.row == 0, gw.row + window >= h, gw.col == 0, gw.col + window >= w, window, image.device
-            )[:ch, :cw]
-            acc[:, :, gw.row : gw.row + ch, gw.col : gw.col + cw] += p[:, :, :ch, :cw] * weight
-            norm[:, :, gw.row : gw.row + ch, gw.col : gw.col + cw] += weight
-    return acc / norm
+    stride = stride_for(window, overlap)
+    windows = [(r, c) for r in window_starts(h, window, stride) for c in window_starts(w, window, stride)]
+    acc = BlendAccumulator((b, num_classes), h, w, device=image.device)
+    per_pass = max(1, batch_size // b)
+    for start in range(0, len(windows), per_pass):
+        chunk = windows[start : start + per_pass]
+        crops = [image[:, :, r : r + window, c : c + window] for r, c in chunk]
+        # A window longer than its axis hangs over the edge: pad it to full size (add() drops the overhang).
+        crops = [F.pad(x, (0, window - x.shape[-1], 0, window - x.shape[-2])) for x in crops]
+        for (r, c), p in zip(chunk, probs_of(torch.cat(crops)).split(b)):
+            acc.add(r, c, p, window_weight(r, c, window, h, w, image.device))
+    return acc.result()

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from rsseg_cli.config import Config
 from rsseg_cli.data.chipset import ChipDataset, LabeledTrain, UnlabeledTrain
 from rsseg_cli.data.normalize import Normalization, rgb_bands
-from rsseg_cli.engine import checkpoint
+from rsseg_cli.engine.checkpoint import Checkpoint
 from rsseg_cli.engine.distributed import Dist, all_reduce_mean, barrier
 from rsseg_cli.engine.loaders import BatchStream
 from rsseg_cli.engine.precision import autocast, grad_scaler
@@ -29,6 +29,7 @@ from rsseg_cli.engine.validate import confusions_on_chips
 from rsseg_cli.errors import Interrupted, UserError
 from rsseg_cli.evaluation.metrics import compute_metrics
 from rsseg_cli.methods.base import Method
+from rsseg_cli.models.spec import variants_of
 from rsseg_cli.progress import progress
 
 log = logging.getLogger("rsseg")
@@ -52,7 +53,6 @@ class RunSpec:
     labeled_ids: list[str]
     unlabeled_ids: list[str]
     val_ids: list[str]
-    model_config: dict[str, Any]
     device: torch.device
     precision: str
     dist: Dist = field(default_factory=Dist)
@@ -117,62 +117,58 @@ class Trainer:
         """The weights that are validated and shipped: the EMA teacher where the method has one."""
         return self.teacher.model if self.teacher is not None else self.model
 
-    def prediction_payload(self) -> dict[str, Any]:
-        spec = self.spec
+    def checkpoint(self) -> Checkpoint:
+        """What best.pt holds: everything prediction needs."""
+        spec, model = self.spec, self._inference_model()
         meta = spec.data.meta
-        return {
-            "model": spec.model_config,
-            "state_dict": self._inference_model().state_dict(),
-            "method": self.method.name,
-            "classes": meta["classes"],
-            "palette": [c["color"] for c in meta["classes"]],
-            "bands": meta["bands"],
-            "band_map": spec.band_map,
-            "dtype": meta["dtype"],
-            "normalization": spec.norm.to_dict(),
-            "chip_size": meta["chip_size"],
-            "crop": self.cfg.crop,
-            "step": self.step,
-            "best": self.best,
-            # A model with several predictions (Co2S's students and their ensemble): the one that validated
-            # best, which prediction uses unless told otherwise.
-            **({"student": self.best.get("student")} if self._variants() else {}),
-        }
-
-    def _variants(self) -> tuple[str, ...]:
-        return tuple(getattr(self.model, "variants", ()))
+        return Checkpoint(
+            model=model.spec.model_dump(mode="json"),
+            state_dict=model.state_dict(),
+            method=self.method.name,
+            classes=meta["classes"],
+            bands=meta["bands"],
+            dtype=meta["dtype"],
+            normalization=spec.norm.to_dict(),
+            chip_size=meta["chip_size"],
+            crop=self.cfg.crop,
+            step=self.step,
+            best=dict(self.best),
+            # A model with several predictions: the one that validated best, which prediction uses by default.
+            variant=self.best.get("variant"),
+        )
 
     def save_last(self) -> None:
         if not self.spec.dist.main:
             return
-        payload = self.prediction_payload()
-        payload["train_state"] = {
-            "student": self.model.state_dict(),
-            "teacher": self.teacher.model.state_dict() if self.teacher else None,
+        ckpt = self.checkpoint()
+        ckpt.train_state = {
+            "model": self.model.state_dict(),
+            "ema": self.teacher.model.state_dict() if self.teacher else None,
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "best": self.best,
             "config": self.spec.cfg.model_dump(mode="json"),
         }
-        checkpoint.save(self.ckpt_dir / "last.pt", payload)
+        ckpt.save(self.ckpt_dir / "last.pt")
 
     def resume(self, path: Path) -> None:
-        payload = checkpoint.load(path, map_location=self.device)
-        state = payload.get("train_state")
+        state = Checkpoint.read(path, map_location=self.device).train_state
         if state is None:
             raise UserError(
                 f"{path} holds no training state (best.pt is for prediction); resume from last.pt."
             )
-        self.model.load_state_dict(state["student"])
-        if self.teacher is not None and state["teacher"] is not None:
-            self.teacher.model.load_state_dict(state["teacher"])
+        self.model.load_state_dict(state["model"])
+        if self.teacher is not None and state["ema"] is not None:
+            self.teacher.model.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.best = dict(state["best"])
-        if self._variants() and self.best.get("student"):
-            self.model.use(self.best["student"])
+        if self.best.get("student") and not self.best.get("variant"):
+            self.best["variant"] = self.best.pop("student")  # a run started by rsseg 0.1.0
+        if variants_of(self.model) and self.best.get("variant"):
+            self._inference_model().use(self.best["variant"])
         if self.spec.dist.main:
             # Lines written after this checkpoint (a crash between logging and saving) would repeat.
             for name in ("metrics.jsonl", "train_log.jsonl"):
@@ -296,8 +292,8 @@ class Trainer:
         improved = metrics["mean_iou"] > self.best["mIoU"]
         if improved:
             self.best = {"mIoU": metrics["mean_iou"], "step": self.step}
-            if self._variants():
-                self.best["student"] = chosen
+            if variants_of(self.model):
+                self.best["variant"] = chosen
                 self._inference_model().use(chosen)
         if spec.dist.main:
             record = {
@@ -312,7 +308,7 @@ class Trainer:
                 "iou": {c["name"]: c["iou"] for c in metrics["per_class"]},
                 **(
                     {"student": chosen, "students": {v: m["mean_iou"] for v, m in by_variant.items()}}
-                    if self._variants()
+                    if variants_of(self.model)
                     else {}
                 ),
                 "best_mIoU": self.best["mIoU"],
@@ -327,7 +323,7 @@ class Trainer:
                 self.best["step"],
             )
             if improved:
-                checkpoint.save(self.ckpt_dir / "best.pt", self.prediction_payload())
+                self.checkpoint().save(self.ckpt_dir / "best.pt")
                 from rsseg_cli.evaluation.report import write_report
 
                 write_report(

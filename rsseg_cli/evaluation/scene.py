@@ -23,7 +23,7 @@ import rasterio
 from pydantic import ValidationError
 
 from rsseg_cli.config import IGNORE_INDEX, ClassSpec, LabelsConfig
-from rsseg_cli.data.classes import ClassTable
+from rsseg_cli.data.classes import ClassTable, check_label_values
 from rsseg_cli.data.labels import LabelSource, label_source
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import MASK_NODATA, read_class_table
@@ -32,6 +32,9 @@ from rsseg_cli.geo.raster import SceneInfo, describe_scene, open_raster, read_wi
 
 log = logging.getLogger("rsseg")
 
+# Half of geo.grid.DEFAULT_WINDOW on purpose: a window is held as several full-size arrays at once (the mask,
+# its validity, the labels, and the confusion matrix's int64 copies and temporaries: tens of bytes per pixel),
+# so 4096 px windows would need about four times that memory.
 DEFAULT_WINDOW = 2048
 
 _MASK_HINT = (
@@ -119,38 +122,31 @@ def _open_labels(labels: Path, scene: SceneInfo, cfg: LabelsConfig) -> LabelSour
 
 def _check_label_values(source: LabelSource, table: ClassTable, cfg: LabelsConfig, pred: Path) -> None:
     """Every label value must be a class of the prediction's table or an ignore value."""
-    classes = ", ".join(f"{c.name} ({c.value if c.value is not None else c.id})" for c in table.classes)
     if source.kind == "raster":
         try:
-            values = table.raster_values()
+            table.raster_values()
         except ValueError as exc:
             raise UserError(
                 f"The prediction {pred} has a class table with non-numeric label values ({exc}), so a label "
                 f"raster cannot be matched to it. Evaluate against the vector labels it was trained on."
             ) from None
-        counts = source.value_counts()
-        known = set(values) | {int(v) for v in cfg.ignore_values}
-        unknown = sorted(v for v in counts if v not in known)
-        if unknown:
-            listed = ", ".join(f"{v} ({counts[v]} px)" for v in unknown[:20])
-            raise UserError(
-                f"The label raster {source.path} holds values {listed} that are not in the class table of the "
-                f"prediction {pred}: {classes}. Labels and prediction must use the same classes: recode the "
-                "labels (e.g. gdal_calc.py), or set those pixels to the labels' nodata value to ignore them."
-            )
-    else:
-        ignore = {str(v) for v in cfg.ignore_values}
-        field = source.field  # type: ignore[attr-defined]
-        values = source.frame[field].astype(str)  # type: ignore[attr-defined]
-        unknown = sorted(
-            {v for v in values if v not in ignore and table.match_vector_value(v) is None}, key=str
+        what = f"the label raster {source.path}"
+        fix = (
+            "Labels and prediction must use the same classes: recode the labels (e.g. gdal_calc.py), or set "
+            "those pixels to the labels' nodata value to ignore them."
         )
-        if unknown:
-            raise UserError(
-                f"The vector labels {source.path} hold values {', '.join(unknown[:20])} in field {field!r} that "
-                f"match no class of the prediction {pred} (by value, name or id): {classes}. Recode the field, "
-                "or name the field that holds these classes with --label-field."
-            )
+    else:
+        field = source.field  # type: ignore[attr-defined]
+        what = f"field {field!r} of the vector labels {source.path}"
+        fix = "Recode the field, or name the field that holds these classes with --label-field."
+    check_label_values(
+        source.value_counts(),
+        table,
+        what,
+        ignore_values=cfg.ignore_values,
+        table_name=f"the class table of the prediction {pred}",
+        fix=fix,
+    )
 
 
 def evaluate_scene(

@@ -1,29 +1,44 @@
-"""Training methods, one short file each. A method says what the teacher sees, what the student sees and
-which losses combine; the loop, devices, precision, checkpoints and logging live in rsseg_cli.engine."""
+"""Training methods, one file each, registered here by name. A method says what the teacher sees, what the
+student sees and which losses combine, owns its configuration section (train.<section>) and extends the model
+spec; the loop, devices, precision, checkpoints and logging live in rsseg_cli.engine.
+
+Adding a method: one file in this package with a `Method` subclass, and one line below.
+"""
 
 from __future__ import annotations
 
+import importlib
+
 from rsseg_cli.errors import UserError
 from rsseg_cli.methods.base import Method
-from rsseg_cli.methods.co2s import Co2S
-from rsseg_cli.methods.fixmatch import FixMatch
-from rsseg_cli.methods.rs_mtdf import RSMTDF
-from rsseg_cli.methods.supervised import Supervised
-from rsseg_cli.methods.unimatch_v2 import UniMatchV2
 
-METHODS: dict[str, type[Method]] = {m.name: m for m in (Supervised, FixMatch, UniMatchV2, RSMTDF, Co2S)}
+# name -> "module:class"; a method's module is imported when it is first asked for.
+METHODS: dict[str, str] = {
+    "supervised": "rsseg_cli.methods.supervised:Supervised",
+    "fixmatch": "rsseg_cli.methods.fixmatch:FixMatch",
+    "unimatch-v2": "rsseg_cli.methods.unimatch_v2:UniMatchV2",
+    "rs-mtdf": "rsseg_cli.methods.rs_mtdf:RSMTDF",
+    "co2s": "rsseg_cli.methods.co2s:Co2S",
+}
 
 
-def _method_class(name: str) -> type[Method]:
+def method_class(name: str) -> type[Method]:
     if name not in METHODS:
         raise UserError(f"Unknown method {name!r}. Choose one of: {', '.join(METHODS)}.")
-    return METHODS[name]
-
-
-def build_method(name: str, **kwargs) -> Method:
-    return _method_class(name)(**kwargs)
+    module, _, cls = METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def method_from_config(cfg, classes, in_chans: int, band_map) -> Method:
     """The configured method for a dataset's class table, with whatever it loads (teachers) loaded."""
-    return _method_class(cfg.train.method).from_config(cfg, classes, in_chans, band_map)
+    return method_class(cfg.train.method).from_config(cfg, classes, in_chans, band_map)
+
+
+def configured_model(cfg, classes, in_chans: int, band_map, *, pretrained: bool = True):
+    """(method, model) as a run's configuration describes them: the method's spec of the configured model,
+    built with the pretrained weights (pretrained False: the bare architecture, e.g. before a resume)."""
+    from rsseg_cli.models.spec import ModelSpec, build
+
+    method = method_from_config(cfg, classes, in_chans, band_map)
+    spec = method.model_spec(ModelSpec.from_config(cfg.model, len(classes), in_chans, list(band_map)))
+    return method, build(spec, method.model_weights(cfg.model.weights) if pretrained else None)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel
 from torch import nn
 
 from rsseg_cli.config import IGNORE_INDEX
@@ -15,6 +16,7 @@ from rsseg_cli.data.augment import mix, partner
 
 if TYPE_CHECKING:
     from rsseg_cli.config import Config
+    from rsseg_cli.models.spec import ModelSpec, WeightsArg
 
 
 @dataclass
@@ -24,7 +26,16 @@ class StepOutput:
 
 
 class Method:
+    """The plug-in protocol of a training method.
+
+    Class attributes say what the method needs: `options` (its configuration section, train.<section>),
+    `defaults` (train.* settings where its paper differs from the shared defaults), and its batch needs
+    (`uses_unlabeled`, `uses_ema`). `model_spec` extends the model spec with the method's own parts.
+    """
+
     name: ClassVar[str]
+    options: ClassVar[type[BaseModel] | None] = None
+    defaults: ClassVar[dict[str, Any]] = {}
     uses_unlabeled: ClassVar[bool] = True
     uses_ema: ClassVar[bool] = True
 
@@ -33,20 +44,36 @@ class Method:
         self.tau = tau
 
     @classmethod
+    def section(cls) -> str:
+        """The key of the method's configuration section under train (rs-mtdf -> rs_mtdf)."""
+        return cls.name.replace("-", "_")
+
+    @classmethod
+    def check_options(cls, options: BaseModel) -> None:
+        """Reject settings of the method's own section that only make sense with the method chosen
+        (raise ValueError with the reason); called when the configuration is parsed."""
+
+    @classmethod
     def from_config(
         cls, cfg: Config, classes: Sequence[dict], in_chans: int, band_map: Sequence[int | None]
     ) -> Method:
         """The method as a run's configuration describes it (methods with teachers load them here)."""
         return cls(num_classes=len(classes), tau=cfg.train.tau)
 
-    def model_extras(self) -> dict[str, Any]:
-        """Entries this method adds to the checkpoint's model config (e.g. RS-MTDF's fusion modules)."""
-        return {}
+    def model_spec(self, base: ModelSpec) -> ModelSpec:
+        """The spec of the model this method trains, from the configured one (e.g. RS-MTDF's fusion parts)."""
+        return base
 
-    def build_model(self, config: dict[str, Any], resuming: bool) -> nn.Module | None:
-        """A model of the method's own (Co2S's two students), or None for the configured segmenter. It may
-        complete `config` with resolved values; it is what rebuilds the model from a checkpoint."""
-        return None
+    def model_weights(self, weights: str) -> WeightsArg:
+        """The pretrained weights to build the model with, from model.weights (per component for models
+        with several backbones)."""
+        return weights
+
+    def describe(self, cfg: Config) -> str:
+        """The model as the run log names it."""
+        m = cfg.model
+        extra = ", ".join(f"{k} {v}" for k, v in m.backbone_kwargs.items())
+        return f"{m.backbone} ({extra + ', ' if extra else ''}weights {m.weights})"
 
     def setup(self, device: torch.device, precision: str) -> None:
         """Move whatever the method owns besides the model (frozen teachers) to the training device."""

@@ -17,10 +17,12 @@ gradient of its own L_k + w L_sta.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+from pydantic import Field
 
+from rsseg_cli.config import Strict
 from rsseg_cli.data.augment import mix, partner
 from rsseg_cli.errors import UserError
 from rsseg_cli.methods.base import (
@@ -32,6 +34,34 @@ from rsseg_cli.methods.base import (
     supervised_loss,
     unsupervised_loss,
 )
+
+if TYPE_CHECKING:
+    from rsseg_cli.models.spec import ModelSpec
+
+
+class Co2SConfig(Strict):
+    """Co2S's two students, their text/learned class queries and the stability loss."""
+
+    clip: str = Field(default="clip_b16", description="CLIP student: open_clip preset or open_clip:MODEL:TAG")
+    dinov3: str = Field(default="dinov3_b", description="DINOv3 student: timm preset or timm:ARCH.TAG")
+    clip_weights: str | None = Field(
+        default=None, description="hub, none or a local file; null: model.weights when that is hub or none"
+    )
+    dinov3_weights: str | None = Field(default=None, description="as clip_weights, for the DINOv3 student")
+    clip_kwargs: dict[str, Any] = Field(default_factory=dict, description="CLIP constructor overrides")
+    dinov3_kwargs: dict[str, Any] = Field(default_factory=dict, description="DINOv3 constructor overrides")
+    head: dict[str, Any] = Field(default_factory=dict, description="cost-aggregation head overrides")
+    query_lr_mult: float = Field(
+        default=100.0, gt=0, description="learnable class queries learn at lr x this (paper: base lr x1)"
+    )
+    stability_weight: float = Field(default=0.5, ge=0, description="final weight of the stability loss")
+    stability_ramp: float = Field(
+        default=0.2, ge=0, le=1, description="share of the iterations its cosine ramp from 0 takes"
+    )
+    concepts: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="class name -> concepts for its text query; default: the class table's, else the name",
+    )
 
 
 def stability_loss(
@@ -64,6 +94,16 @@ def stability_weight(step: int, total: int, final: float = 0.5, ramp: float = 0.
 
 class Co2S(Method):
     name = "co2s"
+    options = Co2SConfig
+    # AdamW base lr 1e-4 with backbone x0.01 and head x10, i.e. backbone 1e-6 and head 1e-3 = x1000.
+    defaults: ClassVar[dict[str, Any]] = {
+        "crop": 512,
+        "epochs": 80,
+        "lr": 1e-6,
+        "head_lr_mult": 1000.0,
+        "batch_size": 2,
+        "batch_size_unlabeled": 2,
+    }
     uses_ema = False
 
     def __init__(
@@ -102,10 +142,10 @@ class Co2S(Method):
             {"name": c["name"], "concepts": opts.concepts.get(c["name"], c.get("concepts") or [])}
             for c in classes
         ]
-        common = dict(num_classes=len(classes), in_chans=in_chans, band_map=list(band_map), head=opts.head)
+        # Per student: its backbone, the cost-head overrides and the backbone constructor overrides.
         students = {
-            "clip": dict(backbone=opts.clip, **common, **opts.clip_kwargs),
-            "dinov3": dict(backbone=opts.dinov3, **common, **opts.dinov3_kwargs),
+            "clip": dict(backbone=opts.clip, head=opts.head, **opts.clip_kwargs),
+            "dinov3": dict(backbone=opts.dinov3, head=opts.head, **opts.dinov3_kwargs),
         }
         weights = {
             "clip": _student_weights("clip", opts.clip_weights, cfg.model.weights),
@@ -122,33 +162,26 @@ class Co2S(Method):
             class_concepts(table),
         )
 
-    def model_extras(self) -> dict[str, Any]:
-        return {"co2s": dict(self.students), "concepts": self.concepts}
+    def model_spec(self, base: ModelSpec) -> ModelSpec:
+        """Both students side by side (the configured backbone and head do not apply), with the concepts
+        from which the CLIP student's text queries are encoded when the model is built."""
+        spec = base.model_copy(
+            update=dict(
+                backbone=None,
+                backbone_kwargs={},
+                taps=None,
+                head=None,
+                head_features=None,
+                head_channels=None,
+            )
+        )
+        return spec.with_parts("co2s", students=self.students, concepts=self.concepts)
 
-    def build_model(self, config: dict[str, Any], resuming: bool):
-        """Both students with their pretrained weights (loaded after any initialization) and the CLIP
-        student's text queries, computed once here by the CLIP text tower of the same model; a resumed run
-        takes everything, queries included, from its checkpoint."""
-        from rsseg_cli.models.backbones import create_open_clip
-        from rsseg_cli.models.co2s import build_co2s_model
-        from rsseg_cli.models.text_queries import encode_class_queries
+    def model_weights(self, weights: str) -> dict[str, str]:
+        return dict(self.weights)
 
-        if resuming:
-            model = build_co2s_model(config)
-        else:
-            clip = self.students["clip"]
-            overrides = {
-                k: v
-                for k, v in clip.items()
-                if k not in ("backbone", "num_classes", "in_chans", "band_map", "head", "skip_blocks")
-            }
-            text_model = create_open_clip(clip["backbone"], self.weights["clip"], **overrides)
-            queries = encode_class_queries(text_model, clip["backbone"], self.concepts)
-            del text_model
-            model = build_co2s_model(config, self.weights, queries)
-        # The resolved student configurations (blocks, bands) are what a checkpoint rebuilds.
-        config["co2s"] = {name: s.config for name, s in model.students.items()}
-        return model
+    def describe(self, cfg) -> str:
+        return f"students {self.students['clip']['backbone']} + {self.students['dinov3']['backbone']}"
 
     def lr_multiplier(self, group: str, head_lr_mult: float) -> float:
         part = group.rsplit(".", 1)[-1].removesuffix("_no_decay")

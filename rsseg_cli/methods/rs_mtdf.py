@@ -15,11 +15,13 @@ checkpoints never see them, and prediction needs none.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, field_validator
 
+from rsseg_cli.config import Strict
 from rsseg_cli.methods.base import (
     Method,
     StepOutput,
@@ -30,6 +32,65 @@ from rsseg_cli.methods.base import (
     supervised_loss,
     unsupervised_loss,
 )
+
+if TYPE_CHECKING:
+    from rsseg_cli.models.spec import ModelSpec
+
+
+class TeacherConfig(Strict):
+    """One frozen RS-MTDF teacher: a foundation model whose last-block tokens the student learns to reproduce."""
+
+    backbone: str = Field(description="backbone preset, or any timm:ARCH.TAG / open_clip:MODEL:TAG")
+    weights: str | None = Field(
+        default=None, description="hub, none or a local file; null: model.weights when that is hub or none"
+    )
+    resolution: int | None = Field(
+        default=None, ge=16, description="square input side of the teacher; null: the student's input size"
+    )
+    norm: bool = Field(default=True, description="final LayerNorm on the teacher's tokens")
+    loss_weight: float = Field(default=1.0, ge=0, description="weight of its MSE in the distillation loss")
+    fusion_weight: float = Field(default=0.1, ge=0, description="weight of its branch in the fused 4th level")
+    backbone_kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor overrides")
+
+
+# The paper's teachers: DINOv2-B/14 on the student's input, LayerNorm'd; OpenAI CLIP ViT-L/14 at 224 px,
+# before its final LayerNorm and projection.
+DEFAULT_TEACHERS: dict[str, dict[str, Any]] = {
+    "dino": {"backbone": "dinov2_b"},
+    "clip": {"backbone": "clip_l14", "resolution": 224, "norm": False},
+}
+
+
+class RSMTDFConfig(Strict):
+    teachers: dict[str, TeacherConfig | None] = Field(
+        default_factory=lambda: {k: TeacherConfig(**v) for k, v in DEFAULT_TEACHERS.items()},
+        description="name -> teacher; entries merge into the defaults (dino, clip); null disables one",
+    )
+    student_weight: float = Field(default=0.8, ge=0, description="weight of the student's own 4th level")
+    fusion: bool = Field(default=True, description="fuse translated features into the decoder")
+    translator_hidden: int = Field(default=1024, ge=1, description="hidden width of the translator MLPs")
+    distill_weight: float = Field(default=1.0, ge=0, description="loss = (L_x + L_u + this x L_distill) / 3")
+
+    @field_validator("teachers", mode="before")
+    @classmethod
+    def _merge_defaults(cls, v: Any) -> Any:
+        """`teachers: {clip: null}` keeps the default DINO teacher and disables CLIP; a partial entry such as
+        `{dino: {weights: /path}}` keeps the rest of the default DINO teacher."""
+        if not isinstance(v, dict):
+            return v
+        merged: dict[str, Any] = {k: dict(d) for k, d in DEFAULT_TEACHERS.items()}
+        for name, entry in v.items():
+            if isinstance(entry, TeacherConfig):
+                entry = entry.model_dump()
+            if isinstance(entry, dict) and isinstance(merged.get(name), dict):
+                merged[name] = {**merged[name], **entry}
+            else:
+                merged[name] = entry
+        return merged
+
+    @property
+    def active_teachers(self) -> dict[str, TeacherConfig]:
+        return {name: t for name, t in self.teachers.items() if t is not None}
 
 
 def distillation_loss(
@@ -52,6 +113,8 @@ def distillation_loss(
 
 class RSMTDF(Method):
     name = "rs-mtdf"
+    options = RSMTDFConfig
+    defaults: ClassVar[dict[str, Any]] = {"batch_size": 8, "batch_size_unlabeled": 8}
 
     def __init__(
         self,
@@ -110,11 +173,25 @@ class RSMTDF(Method):
             distill_weight=opts.distill_weight,
         )
 
-    def model_extras(self) -> dict[str, Any]:
-        from rsseg_cli.models.fusion import Branch, fusion_config
+    @classmethod
+    def check_options(cls, options: RSMTDFConfig) -> None:
+        if not options.active_teachers:
+            raise ValueError(
+                "rs-mtdf needs at least one teacher in train.rs_mtdf.teachers (without teachers it is "
+                "fixmatch: use --method fixmatch)"
+            )
+
+    def model_spec(self, base: ModelSpec) -> ModelSpec:
+        """The student: the configured segmenter plus a translator (and projection) per teacher branch."""
+        from rsseg_cli.models.fusion import Branch, fusion_parts
 
         branches = [Branch(t.name, t.dim, t.resolution, self.fusion_weights[t.name]) for t in self.teachers]
-        return {"fusion": fusion_config(branches, self.student_weight, self.hidden, self.fuse)}
+        parts = fusion_parts(branches, self.student_weight, self.hidden, self.fuse)
+        return base.with_parts("fusion-segmenter", **parts)
+
+    def describe(self, cfg) -> str:
+        teachers = ", ".join(f"{t.name}: {t.backbone.preset}" for t in self.teachers)
+        return f"{super().describe(cfg)}, frozen teachers {teachers}"
 
     def setup(self, device: torch.device, precision: str) -> None:
         self.teachers = [t.to_precision(device, precision) for t in self.teachers]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from rsseg_cli.models.backbones import open_clip_embed
+from rsseg_cli.models.open_clip_adapter import open_clip_embed
 
 
 def _embed(visual: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, int, int]:

@@ -7,13 +7,16 @@ forward call gives everything the method needs from both students, so DDP sees a
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from rsseg_cli.errors import UserError
 from rsseg_cli.models.co2s_student import Co2SStudent, perturb_features
+from rsseg_cli.models.spec import ModelSpec, WeightsArg
 
 STUDENTS = ("clip", "dinov3")
 VARIANTS = ("clip", "dinov3", "ensemble")
@@ -22,14 +25,14 @@ VARIANTS = ("clip", "dinov3", "ensemble")
 class Co2SModel(nn.Module):
     variants = VARIANTS
 
-    def __init__(self, clip: Co2SStudent, dinov3: Co2SStudent, config: dict[str, Any] | None = None):
+    def __init__(self, clip: Co2SStudent, dinov3: Co2SStudent, spec: ModelSpec | None = None):
         super().__init__()
         if clip.num_classes != dinov3.num_classes:
             raise ValueError("both Co2S students must predict the same classes")
         self.students = nn.ModuleDict({"clip": clip, "dinov3": dinov3})
         self.num_classes = clip.num_classes
         self.mode = "ensemble"
-        self.config: dict[str, Any] = dict(config or {})
+        self.spec = spec
 
     def use(self, student: str) -> Co2SModel:
         """Which prediction `forward` gives: 'clip', 'dinov3' or 'ensemble'."""
@@ -77,18 +80,61 @@ class Co2SModel(nn.Module):
         ]
 
 
-def build_co2s_model(
-    config: dict[str, Any], weights: dict[str, str] | None = None, queries: torch.Tensor | None = None
-) -> Co2SModel:
-    """Both students from a model config ('co2s': {'clip': kwargs, 'dinov3': kwargs}), with weights per
-    student and the CLIP student's text queries; with neither, the architecture to load a checkpoint into
-    (whose state holds the text queries)."""
-    weights = weights or {}
+class Co2SParts(BaseModel):
+    """The co2s architecture's own part of a model spec: each student's constructor arguments (backbone,
+    taps or skip blocks, cost-head overrides, backbone overrides) and the class concepts of the text queries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    students: dict[Literal["clip", "dinov3"], dict[str, Any]]
+    concepts: list[list[str]] = Field(default_factory=list)
+
+
+# Student settings that come from the spec itself, not from the student's own parts.
+_FROM_SPEC = ("kind", "num_classes", "in_chans", "band_map")
+
+
+def _student_weights(weights: WeightsArg, name: str) -> str:
+    if weights is None:
+        return "none"
+    return str(weights[name]) if isinstance(weights, Mapping) else str(weights)
+
+
+def text_queries(student: dict[str, Any], weights: str, concepts: list[list[str]]) -> torch.Tensor:
+    """The CLIP student's frozen class queries, encoded once by the text tower of the same CLIP model."""
+    from rsseg_cli.models.open_clip_adapter import create_open_clip
+    from rsseg_cli.models.text_queries import encode_class_queries
+
+    overrides = {
+        k: v for k, v in student.items() if k not in ("backbone", "head", "skip_blocks", "taps", *_FROM_SPEC)
+    }
+    text_model = create_open_clip(student["backbone"], weights, **overrides)
+    return encode_class_queries(text_model, student["backbone"], concepts)
+
+
+def build(spec: ModelSpec, weights: WeightsArg) -> Co2SModel:
+    """The 'co2s' architecture: both students with their pretrained weights (loaded before any adaptation,
+    never initialized after) and the CLIP student's text queries. With weights None, the bare architecture
+    whose queries come from the checkpoint's state."""
+    parts = Co2SParts.model_validate(spec.parts)
+    if set(parts.students) != set(STUDENTS):
+        raise UserError(
+            f"A co2s model needs both students ({', '.join(STUDENTS)}), got {sorted(parts.students)}."
+        )
+    common = dict(num_classes=spec.num_classes, in_chans=spec.in_chans, band_map=spec.band_map)
     students = {}
     for name in STUDENTS:
-        kwargs = dict(config["co2s"][name])
-        kwargs.pop("kind", None)
-        if name == "clip":
-            kwargs["queries"] = queries
-        students[name] = Co2SStudent(name, weights=weights.get(name, "none"), **kwargs)  # type: ignore[arg-type]
-    return Co2SModel(students["clip"], students["dinov3"], config)
+        kwargs = {k: v for k, v in parts.students[name].items() if k not in _FROM_SPEC}
+        if name == "clip" and weights is not None:
+            kwargs["queries"] = text_queries(kwargs, _student_weights(weights, name), parts.concepts)
+        students[name] = Co2SStudent(name, weights=_student_weights(weights, name), **common, **kwargs)  # type: ignore[arg-type]
+    resolved = {
+        name: {k: v for k, v in s.config.items() if k not in _FROM_SPEC} for name, s in students.items()
+    }
+    band_map = students["clip"].backbone.band_map
+    final = spec.model_copy(
+        update=dict(
+            band_map=band_map, parts=Co2SParts(students=resolved, concepts=parts.concepts).model_dump()
+        )
+    )
+    return Co2SModel(students["clip"], students["dinov3"], final)

@@ -21,9 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsseg_cli.errors import UserError
-from rsseg_cli.models.backbones import Backbone, Weights, build_backbone, get_preset
+from rsseg_cli.models.backbones import Backbone, build_backbone
 from rsseg_cli.models.clip_dense import clip_features
 from rsseg_cli.models.cost_head import CostAggregationHead
+from rsseg_cli.models.presets import get_preset
+from rsseg_cli.models.weights import Weights
 
 StudentKind = Literal["clip", "dinov3"]
 

@@ -13,16 +13,18 @@ checkpoint of this model predicts on its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from rsseg_cli.models.backbones import Backbone
 from rsseg_cli.models.dpt import DPTHead
-from rsseg_cli.models.segmenter import Segmenter
+from rsseg_cli.models.segmenter import Segmenter, encoder_and_head
+from rsseg_cli.models.spec import ModelSpec, WeightsArg
 from rsseg_cli.models.teachers import resize_square
 
 
@@ -57,9 +59,9 @@ class FusionSegmenter(Segmenter):
         student_weight: float = 0.8,
         hidden: int = 1024,
         fuse: bool = True,
-        config: dict[str, Any] | None = None,
+        spec: ModelSpec | None = None,
     ):
-        super().__init__(backbone, head, config)
+        super().__init__(backbone, head, spec)  # type: ignore[arg-type]
         if not branches:
             raise ValueError("a fusion segmenter needs at least one teacher branch")
         self.branches = list(branches)
@@ -123,25 +125,33 @@ class FusionSegmenter(Segmenter):
         return [*super().param_groups(), {"name": "fusion", "params": fusion}]
 
 
-def fusion_config(branches: Sequence[Branch], student_weight: float, hidden: int, fuse: bool) -> dict:
-    """The part of a checkpoint's model config that rebuilds the fusion modules."""
-    return {
-        "branches": [asdict(b) for b in branches],
-        "student_weight": student_weight,
-        "hidden": hidden,
-        "fuse": fuse,
-    }
+class FusionParts(BaseModel):
+    """The fusion-segmenter's own part of a model spec: the teacher branches and how they are fused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    branches: list[Branch] = Field(min_length=1)
+    student_weight: float = 0.8
+    hidden: int = Field(default=1024, ge=1)
+    fuse: bool = True
 
 
-def build_fusion_segmenter(segmenter: Segmenter, fusion: dict) -> FusionSegmenter:
-    """Wrap a built Segmenter's backbone and head with the fusion modules that `fusion` describes."""
-    config = {**segmenter.config, "fusion": fusion}
+def fusion_parts(branches: Sequence[Branch], student_weight: float, hidden: int, fuse: bool) -> dict:
+    """The `parts` of a fusion-segmenter spec (what RS-MTDF adds to the student's spec)."""
+    parts = FusionParts(branches=list(branches), student_weight=student_weight, hidden=hidden, fuse=fuse)
+    return parts.model_dump(mode="json")
+
+
+def build(spec: ModelSpec, weights: WeightsArg) -> FusionSegmenter:
+    """The 'fusion-segmenter' architecture: a segmenter plus translators and projections (RS-MTDF)."""
+    parts = FusionParts.model_validate(spec.parts)
+    backbone, head, resolved = encoder_and_head(spec, weights)
     return FusionSegmenter(
-        segmenter.backbone,
-        segmenter.head,
-        [Branch(**b) for b in fusion["branches"]],
-        student_weight=fusion["student_weight"],
-        hidden=fusion["hidden"],
-        fuse=fusion["fuse"],
-        config=config,
+        backbone,
+        head,
+        parts.branches,
+        student_weight=parts.student_weight,
+        hidden=parts.hidden,
+        fuse=parts.fuse,
+        spec=resolved,
     )

@@ -13,8 +13,11 @@ import torch
 from torch import nn
 
 from rsseg_cli.errors import UserError
-from rsseg_cli.models.backbones import Backbone, Weights, build_backbone, default_taps, get_preset
+from rsseg_cli.models.backbones import Backbone, build_backbone
 from rsseg_cli.models.dpt import DPTHead, build_dpt
+from rsseg_cli.models.presets import default_taps, get_preset
+from rsseg_cli.models.spec import ModelSpec, WeightsArg, single_weights
+from rsseg_cli.models.weights import Weights
 
 # Backbone size -> DPT preset: ViT-S/S+ -> s, ViT-B -> b, ViT-L/G -> l (UniMatch V2 uses l for both).
 _HEAD_FOR_SIZE = {"s": "s", "b": "b", "l": "l", "g": "l"}
@@ -28,13 +31,13 @@ def _head_for(size: str | None, embed_dim: int) -> str:
 
 
 class Segmenter(nn.Module):
-    def __init__(self, backbone: Backbone, head: DPTHead, config: dict[str, Any] | None = None) -> None:
+    def __init__(self, backbone: Backbone, head: DPTHead, spec: ModelSpec) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
         self.num_classes = head.num_classes
-        # The arguments that rebuild this architecture (with weights='none') before loading a checkpoint.
-        self.config: dict[str, Any] = dict(config or {})
+        # The resolved specification: what rebuilds this architecture before loading a checkpoint.
+        self.spec = spec
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Four (B, embed_dim, ceil(H/p), ceil(W/p)) feature maps."""
@@ -80,34 +83,65 @@ def build_segmenter(
     in_chans: int = 3,
     band_map: Sequence[int | None] | None = None,
     taps: Sequence[int] | None = None,
-    features: int | None = None,
-    out_channels: Sequence[int] | None = None,
+    head_features: int | None = None,
+    head_channels: Sequence[int] | None = None,
     **overrides: Any,
 ) -> Segmenter:
-    """Backbone preset + DPT head. `head` None picks the preset matching the backbone's size; `features` and
-    `out_channels` override the head preset; `overrides` go to the backbone constructor (`tiny_overrides`)."""
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
-    preset = get_preset(backbone)
-    bb = build_backbone(
-        backbone, weights=weights, in_chans=in_chans, band_map=band_map, taps=taps, **overrides
-    )
-    head_name = head if head is not None else _head_for(preset.size, bb.embed_dim)
-    if len(bb.taps) != 4:
-        raise UserError(
-            f"The DPT head takes exactly four tapped blocks, got {bb.taps}; e.g. "
-            f"--set model.taps=[{','.join(map(str, preset.taps or default_taps(bb.depth)))}] for {backbone}."
-        )
-    dpt = build_dpt(head_name, bb.embed_dim, num_classes, features=features, out_channels=out_channels)
-    config = dict(
-        backbone=backbone,
-        head=head_name,
+    """Backbone preset + DPT head (the keyword form of `build`). `head` None picks the preset matching the
+    backbone's size; `head_features` and `head_channels` override the head preset; `overrides` go to the
+    backbone constructor (`tiny_overrides`)."""
+    spec = ModelSpec(
         num_classes=num_classes,
         in_chans=in_chans,
-        band_map=bb.band_map,
-        taps=bb.taps,
-        features=dpt.features,
-        out_channels=dpt.out_channels,
-        **overrides,
+        band_map=list(band_map) if band_map is not None else None,
+        backbone=backbone,
+        backbone_kwargs=overrides,
+        taps=list(taps) if taps is not None else None,
+        head=head,  # type: ignore[arg-type]
+        head_features=head_features,
+        head_channels=list(head_channels) if head_channels is not None else None,
     )
-    return Segmenter(bb, dpt, config)
+    return build(spec, weights)
+
+
+def encoder_and_head(spec: ModelSpec, weights: WeightsArg) -> tuple[Backbone, DPTHead, ModelSpec]:
+    """The backbone and DPT head a spec describes, and the spec with every default resolved."""
+    if spec.backbone is None:
+        raise UserError("A segmenter needs a backbone (model.backbone).")
+    preset = get_preset(spec.backbone)
+    bb = build_backbone(
+        spec.backbone,
+        weights=single_weights(weights),
+        in_chans=spec.in_chans,
+        band_map=spec.band_map,
+        taps=spec.taps,
+        **spec.backbone_kwargs,
+    )
+    head_name = spec.head if spec.head is not None else _head_for(preset.size, bb.embed_dim)
+    if len(bb.taps) != 4:
+        raise UserError(
+            f"The DPT head takes exactly four tapped blocks, got {bb.taps}; e.g. --set "
+            f"model.taps=[{','.join(map(str, preset.taps or default_taps(bb.depth)))}] for {spec.backbone}."
+        )
+    dpt = build_dpt(
+        head_name,
+        bb.embed_dim,
+        spec.num_classes,
+        features=spec.head_features,
+        out_channels=spec.head_channels,
+    )
+    resolved = spec.model_copy(
+        update=dict(
+            band_map=bb.band_map,
+            taps=bb.taps,
+            head=head_name,
+            head_features=dpt.features,
+            head_channels=list(dpt.out_channels),
+        )
+    )
+    return bb, dpt, resolved
+
+
+def build(spec: ModelSpec, weights: WeightsArg) -> Segmenter:
+    """The 'segmenter' architecture: backbone + DPT head (UniMatch V2, FixMatch, supervised)."""
+    return Segmenter(*encoder_and_head(spec, weights))

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsseg_cli.errors import UserError
-from rsseg_cli.models.backbones import get_preset
+from rsseg_cli.models.presets import get_preset
 
 PROMPT = "a photo of a {}"
 

@@ -7,12 +7,12 @@ import glob
 from dataclasses import dataclass
 from pathlib import Path
 
+from rsseg_cli.engine.checkpoint import Checkpoint
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.raster import SceneInfo, describe_scene
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json")
-GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32", "float32": "Float32", "float64": "Float64"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,26 +110,20 @@ def plan_jobs(
     return jobs
 
 
-def match_scene(path: Path, payload: dict, bands: list[int | str] | None, pixel_space: bool) -> SceneInfo:
+def match_scene(
+    path: Path, ckpt: Checkpoint, bands: list[int | str] | None, pixel_space: bool
+) -> SceneInfo:
     """Describe `path` with the checkpoint's band selection, refusing anything the model was not trained on."""
-    trained = payload["bands"]
-    names = [b["name"] for b in trained]
-    indexes = [int(b["index"]) for b in trained]
+    indexes = [int(b["index"]) for b in ckpt.bands]
     if bands is None and indexes != list(range(1, len(indexes) + 1)):
         # Training used a subset of the scene's bands: take the same ones.
         bands = list(indexes)
     scene = describe_scene(path, bands, pixel_space=pixel_space)
-    if len(scene.band_indexes) != len(trained):
-        raise UserError(
-            f"The checkpoint was trained on {len(trained)} bands ({', '.join(names)}) but {path} gives "
-            f"{len(scene.band_indexes)} ({', '.join(scene.band_names)}). Predict on scenes from the same "
-            f"sensor, or choose {len(trained)} bands with --bands (1-based indices or names)."
-        )
-    dtype = payload.get("dtype")
-    if dtype is not None and scene.dtype != dtype:
-        raise UserError(
-            f"{path} holds {scene.dtype} pixels but the checkpoint was trained on {dtype}, so its stored "
-            f"statistics would not fit. Convert the scene to {dtype} the way the training scenes were made "
-            f"(e.g. gdal_translate -ot {GDAL_TYPES.get(dtype, dtype)}), or train on {scene.dtype} scenes."
-        )
+    ckpt.check_bands(
+        scene.band_names,
+        str(path),
+        how=f"Predict on scenes from the same sensor, or choose {len(ckpt.bands)} bands with --bands "
+        "(1-based indices or names).",
+    )
+    ckpt.check_dtype(scene.dtype, str(path))
     return scene

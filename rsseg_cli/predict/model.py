@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from rsseg_cli.data.normalize import Normalization
-from rsseg_cli.engine import checkpoint as ckpt
+from rsseg_cli.engine.checkpoint import Checkpoint
 from rsseg_cli.engine.precision import autocast
 from rsseg_cli.errors import UserError
 
@@ -44,22 +44,22 @@ TTA_VIEWS: dict[str, list[View]] = {
 class InferenceModel:
     path: Path
     model: nn.Module
-    payload: dict
+    checkpoint: Checkpoint  # without its weights (the network holds them)
     normalization: Normalization
     device: torch.device
     precision: str
 
     @property
     def classes(self) -> list[dict]:
-        return self.payload["classes"]
+        return self.checkpoint.classes
 
     @property
     def num_classes(self) -> int:
-        return len(self.payload["classes"])
+        return len(self.checkpoint.classes)
 
     @property
     def window(self) -> int:
-        return int(self.payload["crop"])
+        return int(self.checkpoint.crop)
 
     def predictor(self, tta: str = "none") -> Callable[[torch.Tensor], torch.Tensor]:
         """Batch of model inputs (B, C, w, w) on any device -> probabilities (B, K, w, w) on the model's."""
@@ -88,21 +88,11 @@ class InferenceModel:
 
 
 def load_inference_model(
-    path: Path, device: torch.device, precision: str, student: str | None = None
+    path: Path, device: torch.device, precision: str, variant: str | None = None
 ) -> InferenceModel:
-    from rsseg_cli.evaluate_cmd import load_model
-
-    payload = ckpt.load(path)
-    missing = [
-        k for k in ("model", "state_dict", "classes", "bands", "normalization", "crop") if k not in payload
-    ]
-    if missing:
-        raise UserError(
-            f"{path} lacks {', '.join(missing)}, which prediction needs. Pass a best.pt or last.pt written "
-            "by this version of `rsseg train`."
-        )
-    model = load_model(payload, device, student)
+    ckpt = Checkpoint.read(path)
+    model = ckpt.load_model(device, variant)
     # The network now owns the weights: drop the checkpoint's copies (and a last.pt's training state).
-    payload = {k: v for k, v in payload.items() if k not in ("state_dict", "train_state")}
-    norm = Normalization.from_dict(payload["normalization"])
-    return InferenceModel(Path(path), model, payload, norm, device, precision)
+    ckpt.state_dict, ckpt.train_state = {}, None
+    norm = Normalization.from_dict(ckpt.normalization)
+    return InferenceModel(Path(path), model, ckpt, norm, device, precision)

@@ -1,19 +1,20 @@
 """Streaming sliding-window inference over a scene of any size, in memory that does not grow with it.
 
-The scene is cut into column bands (default 4096 px wide). Each band is processed top to bottom, one row of
-windows at a time, with every window that touches the band (its halo windows are computed by both
-neighbours, a few percent of extra compute) so that each band's output is final when its rows are done.
-Accumulators hold one window-height strip of one band: memory depends on the window and band width, never on
-the scene. Finished rows are handed to a sink (a COG writer, a confusion matrix, ...).
+The scene is cut into column bands (geo.grid.DEFAULT_WINDOW, 4096 px, wide by default). Each band is
+processed top to bottom, one row of windows at a time, with every window that touches the band (its halo
+windows are computed by both neighbours, a few percent of extra compute) so that each band's output is final
+when its rows are done.
+The accumulator (predict.blend.BlendAccumulator) holds one window-height strip of one band and slides down
+the band: memory depends on the window and band width, never on the scene. Finished rows are handed to a sink
+(a COG writer, a confusion matrix, ...).
 
-Windows are read by a loader thread while the model runs, so the model does not wait on GDAL; overlapping
-windows are blended with the Hann weight of engine.sliding (flat at scene borders), divided by the
-accumulated weight.
+Windows are read by a loader thread while the model runs, so the model does not wait on GDAL. Stride, window
+placement, the Hann weight (flat at scene borders) and the division by the accumulated weight are those of
+predict.blend, which validation's in-memory sliding window uses too.
 """
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import time
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rsseg_cli.engine.sliding import window_weight
-from rsseg_cli.geo.grid import axis_starts
+from rsseg_cli.engine.blend import BlendAccumulator, stride_for, window_starts, window_weight
+from rsseg_cli.geo.grid import DEFAULT_WINDOW
 
 # (row0, row1, col0, col1) of the region, class probabilities (K, h, w) float32, validity (h, w) bool.
 Sink = Callable[[int, int, int, int, np.ndarray, np.ndarray], None]
@@ -42,11 +43,11 @@ class StreamPlan:
 
     @property
     def rows(self) -> list[int]:
-        return axis_starts(self.height, self.window, self.stride, _edge(self.height, self.window))
+        return window_starts(self.height, self.window, self.stride)
 
     @property
     def cols(self) -> list[int]:
-        return axis_starts(self.width, self.window, self.stride, _edge(self.width, self.window))
+        return window_starts(self.width, self.window, self.stride)
 
     def bands(self) -> Iterator[tuple[int, int, list[int]]]:
         """(x0, x1, window columns touching [x0, x1)) per column band."""
@@ -60,11 +61,6 @@ class StreamPlan:
         return len(self.rows) * sum(len(c) for _, _, c in self.bands())
 
 
-def _edge(length: int, window: int) -> str:
-    # Snap keeps every window inside the scene; a scene smaller than a window is padded (and masked).
-    return "snap" if length >= window else "pad"
-
-
 class StreamPredictor:
     def __init__(
         self,
@@ -74,28 +70,21 @@ class StreamPredictor:
         window: int,
         overlap: float = 0.25,
         batch_size: int = 8,
-        band_width: int = 4096,
+        band_width: int = DEFAULT_WINDOW,
         prefetch: int = 2,
     ):
         """`predict` maps a batch of model inputs (B, C, w, w) to class probabilities (B, K, w, w);
         `prepare` turns raw window data (C, w, w) into a model input tensor (C, w, w)."""
-        if not 0 <= overlap < 1:
-            raise ValueError("overlap must be in [0, 1)")
         self.predict = predict
         self.prepare = prepare
         self.num_classes = num_classes
         self.window = window
-        self.stride = max(1, round(window * (1 - overlap)))
+        self.stride = stride_for(window, overlap)  # raises ValueError outside [0, 1)
         self.batch_size = batch_size
         self.band_width = max(band_width, window)
         self.prefetch = prefetch
-        self.windows_done = 0
         self.peak_buffer_bytes = 0
         self.model_seconds = 0.0  # wall time inside `prepare` + `predict`: the rest is pipeline overhead
-
-    @functools.cache  # noqa: B019 - at most 9 border cases per window size; the predictor lives briefly
-    def _weight(self, top: bool, bottom: bool, left: bool, right: bool, size: int) -> np.ndarray:
-        return window_weight(top, bottom, left, right, size).numpy()
 
     def plan(self, height: int, width: int) -> StreamPlan:
         return StreamPlan(height, width, self.window, self.stride, self.band_width)
@@ -147,52 +136,36 @@ class StreamPredictor:
     def _band(
         self, plan: StreamPlan, read: WindowReader, x0: int, x1: int, cols: list[int], sink: Sink, on_window
     ) -> None:
-        w, k = plan.window, self.num_classes
+        w = plan.window
         left = min(cols)
         span = min(plan.width, max(c + w for c in cols)) - left  # the band plus its halo
         rows = plan.rows
-        # Strip buffers for rows [base, base + w): probabilities x weight, weights, validity.
-        acc = np.zeros((k, w, span), np.float32)
-        wsum = np.zeros((w, span), np.float32)
-        valid = np.zeros((w, span), bool)
-        self.peak_buffer_bytes = max(self.peak_buffer_bytes, acc.nbytes + wsum.nbytes + valid.nbytes)
-        base = 0
+        # One window-high strip over the band and its halo, sliding down: rows [acc.row0, acc.row0 + w).
+        acc = BlendAccumulator(self.num_classes, w, span, row0=0, col0=left, track_valid=True)
+        self.peak_buffer_bytes = max(self.peak_buffer_bytes, acc.nbytes)
         pending: list[tuple[int, int, np.ndarray, np.ndarray]] = []
         row_index = 0
 
         def flush() -> None:
             t0 = time.perf_counter()
             batch = torch.stack([self.prepare(d) for _, _, d, _ in pending])
-            probs = self.predict(batch).float().cpu().numpy()
+            probs = self.predict(batch).float().cpu()
             self.model_seconds += time.perf_counter() - t0
             for (r, c, _, v), p in zip(pending, probs):
-                h_in = min(w, plan.height - r)
-                w_in = min(w, plan.width - c)
-                weight = self._weight(r == 0, r + w >= plan.height, c == 0, c + w >= plan.width, w)
-                ys, xs = r - base, c - left
-                acc[:, ys : ys + h_in, xs : xs + w_in] += p[:, :h_in, :w_in] * weight[:h_in, :w_in]
-                wsum[ys : ys + h_in, xs : xs + w_in] += weight[:h_in, :w_in]
-                valid[ys : ys + h_in, xs : xs + w_in] = v[:h_in, :w_in]
-                self.windows_done += 1
+                weight = window_weight(r, c, w, plan.height, plan.width)
+                acc.add(r, c, p, weight, torch.from_numpy(np.asarray(v, dtype=bool)))
                 if on_window is not None:
                     on_window(1)
             pending.clear()
 
         def emit(upto: int) -> None:
-            """Hand rows [base, upto) of [x0, x1) to the sink and slide the strip down."""
-            nonlocal base
-            n = min(upto, plan.height) - base
+            """Hand rows [row0, upto) of [x0, x1) to the sink and slide the strip down."""
+            n = min(upto, plan.height) - acc.row0
             if n <= 0:
                 return
-            a, b = x0 - left, x1 - left
-            weights = wsum[:n, a:b]
-            probs = acc[:, :n, a:b] / np.maximum(weights, 1e-12)
-            sink(base, base + n, x0, x1, probs, valid[:n, a:b] & (weights > 0))
-            # Slide in place (numpy copies overlapping slices safely): no new strip per row.
-            for buf in (acc[:, :], wsum[None], valid[None]):
-                buf[:, : w - n] = buf[:, n:]
-                buf[:, w - n :] = 0
-            base += n
+            probs = acc.result(n, (x0, x1)).numpy()
+            sink(acc.row0, acc.row0 + n, x0, x1, probs, acc.covered(n, (x0, x1)).numpy())
+            acc.advance(n)
 
         per_row = len(cols)
         seen_in_row = 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +61,6 @@ class PredictionWriter:
         self.classes = classes
         self.paths = paths
         self.num_classes = len(classes)
-        self.write_seconds = 0.0
         self.class_pixels = np.zeros(self.num_classes, np.int64)
         self.invalid_pixels = 0
         self._env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True)
@@ -130,9 +128,7 @@ class PredictionWriter:
             if self._error is not None:
                 continue
             try:
-                t0 = time.perf_counter()
                 self._add(*item)
-                self.write_seconds += time.perf_counter() - t0
             except BaseException as exc:  # surfaced in the model thread on its next call
                 self._error = exc
 

@@ -14,6 +14,7 @@ from rasterio.errors import NotGeoreferencedWarning
 
 from rsseg_cli.atomic import atomic_file, remove_stale_partials
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.grid import DEFAULT_WINDOW
 from rsseg_cli.progress import progress
 from rsseg_cli.vectorize.inputs import check_probs, describe_mask, resolve_classes
 from rsseg_cli.vectorize.measure import Measurer, PolygonOptions, finish
@@ -28,9 +29,8 @@ log = logging.getLogger("rsseg")
 # Regions smaller than this many pixels are merged into their largest neighbour before polygonizing: model
 # speckle is mostly 1-4 pixel blobs, each of which would otherwise be a polygon of its own.
 DEFAULT_SIEVE = 8
-# Window side in pixels: one window (uint8 classes, a bool mask, and with probabilities a 64 MiB summed-area
-# table) is the unit of memory; 4096 keeps the seams few and the peak near a few hundred MiB.
-DEFAULT_WINDOW = 4096
+# Window side: geo.grid.DEFAULT_WINDOW (4096). One window (uint8 classes, a bool mask, and with
+# probabilities a 64 MiB summed-area table) is the unit of memory.
 MIN_WINDOW = 16
 
 ProgressCallback = Callable[[int, int], None]  # (windows done, windows in all)

@@ -45,7 +45,6 @@ class Measurer:
     def __init__(self, crs: CRS | None, transform: Affine, height: int, width: int):
         self.transform = transform
         self.crs = crs
-        self.pyproj_crs: pyproj.CRS | None = None
         self._to_work: pyproj.Transformer | None = None
         self._from_work: pyproj.Transformer | None = None
         self.scale = 1.0  # metres per work-space unit
@@ -56,7 +55,6 @@ class Measurer:
         pc = pyproj.CRS.from_wkt(crs.to_wkt())
         if pc.is_compound:
             pc = pc.sub_crs_list[0]
-        self.pyproj_crs = pc
         if not pc.is_geographic:
             # Projected (or engineering) CRS: its linear unit says how many metres one unit is.
             unit = pc.axis_info[0] if pc.axis_info else None

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rsseg_cli.config import load_config
-from tests.methods.batches import fixed_batch
+from rsseg_cli.synthetic.batches import synthetic_batch as fixed_batch
 from tests.test_training import TINY_TRAIN, dataset  # noqa: F401  (module fixture)
 
 CLIP_KW = (
@@ -35,16 +35,13 @@ CLASSES = [
 
 
 def tiny_co2s(*extra: str, classes=CLASSES, in_chans: int = 4):
-    from rsseg_cli.methods import method_from_config
-    from rsseg_cli.train import model_config
+    from rsseg_cli.methods import configured_model
 
     cfg = load_config(overrides=["model.weights=none", *TINY_CO2S, *extra])
     band_map = [0, 1, 2, None][:in_chans]
     torch.manual_seed(0)
-    method = method_from_config(cfg, classes, in_chans, band_map)
-    mconf = model_config(cfg, len(classes), in_chans, band_map, **method.model_extras())
-    model = method.build_model(mconf, resuming=False)
-    return method, model, mconf
+    method, model = configured_model(cfg, classes, in_chans, band_map)
+    return method, model, model.spec
 
 
 # --- the stability loss --------------------------------------------------------------------------------
@@ -242,11 +239,11 @@ def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli
     assert all(set(x["students"]) == {"clip", "dinov3", "ensemble"} for x in records)
     assert all(x["mIoU"] == max(x["students"].values()) for x in records)
     best = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=False)
-    assert best["method"] == "co2s" and best["student"] in ("clip", "dinov3", "ensemble")
+    assert best["method"] == "co2s" and best["variant"] in ("clip", "dinov3", "ensemble")
     best_record = max(records, key=lambda x: x["mIoU"])
-    assert best["student"] == best_record["student"]
+    assert best["variant"] == best_record["student"]
     assert best["state_dict"]["students.clip.queries"].shape == (7, 32)
-    assert best["model"]["concepts"][0][0] == "water"
+    assert best["model"]["parts"]["concepts"][0][0] == "water"
 
     scene = dataset.parent / "sample" / "scene.tif"
     masks = {}
@@ -262,14 +259,14 @@ def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli
     r = cli("predict", scene, "--out", "default.tif", "--checkpoint", "run/checkpoints/best.pt")
     assert r.code == 0, r.err
     with rasterio.open(tmp_path / "default.tif") as src:
-        assert (src.read(1) == masks[best["student"]]).all()
+        assert (src.read(1) == masks[best["variant"]]).all()
 
     r = cli("evaluate", "--checkpoint", "run/checkpoints/best.pt", "--json")
     assert r.code == 0, r.err
     metrics = json.loads(r.out)
     assert set(metrics["students"]) == {"clip", "dinov3", "ensemble"}
-    assert metrics["student"] == best["student"]
-    assert metrics["mean_iou"] == pytest.approx(metrics["students"][best["student"]]["mean_iou"])
+    assert metrics["student"] == best["variant"]
+    assert metrics["mean_iou"] == pytest.approx(metrics["students"][best["variant"]]["mean_iou"])
     r = cli("evaluate", "--checkpoint", "run/checkpoints/best.pt", "--student", "dinov3", "--json")
     assert json.loads(r.out)["student"] == "dinov3"
     r = cli(
@@ -279,7 +276,7 @@ def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli
 
 
 def test_co2s_resumes_exactly(dataset, tmp_path):  # noqa: F811
-    from rsseg_cli.train import run_training
+    from rsseg_cli.engine.run import run_training
 
     cfg = load_config(overrides=[*TRAIN, "train.labeled=1/4", "train.iterations=4", "train.eval_every=2"])
     straight = run_training(dataset, cfg, out=tmp_path / "straight")
@@ -287,9 +284,9 @@ def test_co2s_resumes_exactly(dataset, tmp_path):  # noqa: F811
     run_training(dataset, cfg, out=tmp_path / "resumed", resume=True)
     a = torch.load(straight / "checkpoints/last.pt", weights_only=False)
     b = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=False)
-    for key, value in a["train_state"]["student"].items():
-        torch.testing.assert_close(value, b["train_state"]["student"][key], rtol=0, atol=0)
-    assert a["student"] == b["student"]
+    for key, value in a["train_state"]["model"].items():
+        torch.testing.assert_close(value, b["train_state"]["model"][key], rtol=0, atol=0)
+    assert a["variant"] == b["variant"]
 
 
 def test_co2s_bad_input(dataset, tmp_path, cli, monkeypatch):  # noqa: F811

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import yaml
 
 from rsseg_cli.config import load_config
-from tests.methods.batches import fixed_batch
+from rsseg_cli.synthetic.batches import synthetic_batch as fixed_batch
 from tests.test_training import TINY_MODEL, TINY_TRAIN, dataset  # noqa: F401  (module fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,15 +35,13 @@ TINY_TEACHERS = [
 
 def tiny_rs_mtdf(*extra: str, in_chans: int = 4, num_classes: int = 7):
     """(method, student) as `rsseg train` builds them, tiny."""
-    from rsseg_cli.methods import method_from_config
-    from rsseg_cli.train import build_model, model_config
+    from rsseg_cli.methods import configured_model
 
     cfg = load_config(overrides=[*TINY_MODEL, *TINY_TEACHERS, *extra])
     band_map = [0, 1, 2, None][:in_chans]
     torch.manual_seed(0)
-    method = method_from_config(cfg, [{"name": f"class{i}"} for i in range(num_classes)], in_chans, band_map)
-    student = build_model(model_config(cfg, num_classes, in_chans, band_map, **method.model_extras()), "none")
-    return method, student
+    classes = [{"name": f"class{i}"} for i in range(num_classes)]
+    return configured_model(cfg, classes, in_chans, band_map)
 
 
 def train_steps(method, student, steps: int, lr: float = 1e-3) -> list[dict[str, float]]:
@@ -307,7 +305,7 @@ def test_train_rs_mtdf_checkpoint_has_no_teacher_and_predicts_without_it(dataset
     from safetensors.torch import save_file
 
     from rsseg_cli.models import build_backbone
-    from rsseg_cli.train import build_model
+    from rsseg_cli.models.spec import build
 
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(1)
@@ -323,13 +321,13 @@ def test_train_rs_mtdf_checkpoint_has_no_teacher_and_predicts_without_it(dataset
     best = torch.load(tmp_path / "run/checkpoints/best.pt", weights_only=False)
     last = torch.load(tmp_path / "run/checkpoints/last.pt", weights_only=False)
     assert best["method"] == "rs-mtdf"
-    rebuilt = build_model(best["model"], "none").state_dict()
-    for state in (best["state_dict"], last["train_state"]["student"], last["train_state"]["teacher"]):
+    rebuilt = build(best["model"]).state_dict()
+    for state in (best["state_dict"], last["train_state"]["model"], last["train_state"]["ema"]):
         assert state.keys() == rebuilt.keys()
         assert not any(k.startswith(("teacher", "teachers")) for k in state)
-    student_tensors = sum(1 for p in build_model(best["model"], "none").parameters() if p.requires_grad)
+    student_tensors = sum(1 for p in build(best["model"]).parameters() if p.requires_grad)
     assert len(last["train_state"]["optimizer"]["state"]) == student_tensors
-    assert {b["name"] for b in best["model"]["fusion"]["branches"]} == {"dino", "clip"}
+    assert {b["name"] for b in best["model"]["parts"]["branches"]} == {"dino", "clip"}
     log = [json.loads(x) for x in (tmp_path / "run/train_log.jsonl").read_text().splitlines()]
     assert all("loss_d_dino" in x and "loss_d_clip" in x for x in log)
     saved = yaml.safe_load((tmp_path / "run/config.yaml").read_text())["train"]
@@ -352,7 +350,7 @@ def test_train_rs_mtdf_checkpoint_has_no_teacher_and_predicts_without_it(dataset
 
 
 def test_rs_mtdf_resumes_exactly(dataset, tmp_path):  # noqa: F811
-    from rsseg_cli.train import run_training
+    from rsseg_cli.engine.run import run_training
 
     cfg = load_config(
         overrides=[

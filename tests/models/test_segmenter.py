@@ -76,10 +76,12 @@ def test_head_preset_follows_backbone_size(name, features):
     assert tiny_segmenter(name).head.features == features
 
 
-def test_multiband_segmenter_and_config_rebuild():
+def test_multiband_segmenter_and_spec_rebuild():
+    from rsseg_cli.models.spec import build
+
     model = tiny_segmenter(in_chans=4)
     assert model(torch.randn(1, 4, 64, 64)).shape == (1, 5, 64, 64)
-    rebuilt = build_segmenter(**model.config)
+    rebuilt = build(model.spec)
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
         k: v.shape for k, v in model.state_dict().items()
     }

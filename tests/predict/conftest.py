@@ -9,7 +9,7 @@ import torch
 
 from rsseg_cli.config import load_config
 from rsseg_cli.data.normalize import Normalization, default_band_map
-from rsseg_cli.engine import checkpoint as ckpt
+from rsseg_cli.engine.checkpoint import Checkpoint
 
 TINY_MODEL = [
     "model.weights=none",
@@ -35,31 +35,27 @@ def save_checkpoint(
     high: float = 1000.0,
     seed: int = 0,
 ) -> Path:
-    from rsseg_cli.train import build_model, model_config
+    from rsseg_cli.methods import configured_model
 
     torch.manual_seed(seed)
     names = [f"band_{i}" for i in (band_indexes or range(1, bands + 1))]
     band_map = default_band_map(names)
     cfg = load_config(overrides=TINY_MODEL)
-    config = model_config(cfg, len(CLASSES), bands, band_map)
-    model = build_model(config, "none")
+    _, model = configured_model(cfg, CLASSES, bands, band_map)
     norm = Normalization.from_dataset({"p2": [low] * bands, "p98": [high] * bands}, band_map)
-    payload = {
-        "model": config,
-        "state_dict": model.state_dict(),
-        "method": "supervised",
-        "classes": CLASSES,
-        "palette": [c["color"] for c in CLASSES],
-        "bands": [{"index": i, "name": n} for i, n in zip(band_indexes or range(1, bands + 1), names)],
-        "band_map": band_map,
-        "dtype": dtype,
-        "normalization": norm.to_dict(),
-        "chip_size": crop,
-        "crop": crop,
-        "step": 1,
-        "best": {"mIoU": 0.0, "step": 1},
-    }
-    ckpt.save(path, payload)
+    Checkpoint(
+        model=model.spec.model_dump(mode="json"),
+        state_dict=model.state_dict(),
+        method="supervised",
+        classes=CLASSES,
+        bands=[{"index": i, "name": n} for i, n in zip(band_indexes or range(1, bands + 1), names)],
+        dtype=dtype,
+        normalization=norm.to_dict(),
+        chip_size=crop,
+        crop=crop,
+        step=1,
+        best={"mIoU": 0.0, "step": 1},
+    ).save(path)
     return path
 
 

@@ -19,7 +19,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from rsseg_cli.data.normalize import Normalization
-from rsseg_cli.engine import checkpoint as ckpt
+from rsseg_cli.engine.checkpoint import Checkpoint
 from tests.conftest import write_raster
 from tests.predict.conftest import CLASSES, save_checkpoint
 
@@ -38,11 +38,9 @@ def scene_data(h: int, w: int, bands: int = 3, dtype: str = "uint16", seed: int 
 
 def reference_probs(checkpoint: Path, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The checkpoint's model applied directly to one whole (window-sized) image, normalized by hand."""
-    from rsseg_cli.evaluate_cmd import load_model
-
-    payload = ckpt.load(checkpoint)
-    model = load_model(payload, torch.device("cpu"))
-    norm = payload["normalization"]
+    ckpt = Checkpoint.read(checkpoint)
+    model = ckpt.load_model("cpu")
+    norm = ckpt.normalization
     low = np.array(norm["low"])[:, None, None]
     high = np.array(norm["high"])[:, None, None]
     unit = np.clip((data.astype(np.float64) - low) / (high - low), 0, 1)
@@ -95,7 +93,7 @@ def test_windows_without_overlap_equal_the_model_on_each_window(tmp_path, cli, c
     the model's own argmax of that window."""
     data = scene_data(64, 96)
     scene = write_raster(tmp_path / "scene.tif", data)
-    r = cli("predict", scene, "--out", tmp_path / "m.tif", "--checkpoint", checkpoint, "--overlap", "0",
+    r = cli("predict", scene, "--out", tmp_path / "m.tif", "--checkpoint", checkpoint, "--overlap-fraction", "0",
             "--probs", tmp_path / "p.tif")  # fmt: skip
     assert r.code == 0, r.err
     mask = rasterio.open(tmp_path / "m.tif").read(1)
@@ -273,8 +271,10 @@ def test_bad_checkpoint_and_mismatched_scenes_are_clear_errors(tmp_path, cli, ch
     assert r.code == 2 and "input" in r.err
     r = cli("predict", scene, "--out", tmp_path / "m.png", "--checkpoint", checkpoint)
     assert r.code == 2 and ".tif" in r.err
-    r = cli("predict", scene, "--out", tmp_path / "m.tif", "--checkpoint", checkpoint, "--overlap", "1")
-    assert r.code == 2 and "--overlap" in r.err
+    r = cli(
+        "predict", scene, "--out", tmp_path / "m.tif", "--checkpoint", checkpoint, "--overlap-fraction", "1"
+    )
+    assert r.code == 2 and "--overlap-fraction" in r.err
     # Nothing was written by any of the refused runs.
     assert not (tmp_path / "m.tif").exists() and not list(tmp_path.glob(".*partial*"))
 
@@ -285,7 +285,7 @@ def test_interrupted_predict_leaves_no_output(tmp_path, sig):
     scene = write_raster(tmp_path / "big.tif", scene_data(1024, 1024))
     out = tmp_path / "out" / "mask.tif"
     cmd = [sys.executable, "-m", "rsseg_cli", "predict", str(scene), "--out", str(out), "--checkpoint", str(ck),
-           "--probs", str(tmp_path / "out" / "probs.tif"), "--batch-size", "1", "--overlap", "0.5"]  # fmt: skip
+           "--probs", str(tmp_path / "out" / "probs.tif"), "--batch-size", "1", "--overlap-fraction", "0.5"]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 120

@@ -1,8 +1,10 @@
-"""Tests for the synthetic sample scene generator (rsseg_cli.data.sample)."""
+"""Tests for the synthetic sample scene (rsseg_cli.synthetic) and the shared synthetic training batch."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +13,13 @@ import rasterio
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
-from rsseg_cli.data.sample import (
-    BLOCK,
-    SAMPLE_CLASSES,
-    SampleScene,
-    _build_layout,
-    _render_block,
-    _to_dtype,
-    generate_sample,
-    sample_total_blocks,
-)
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.class_raster import CLASS_TAG, MASK_NODATA, read_class_table
+from rsseg_cli.synthetic import SAMPLE_CLASSES, SampleScene, generate_sample, sample_total_blocks
+from rsseg_cli.synthetic import write as synthetic_write
+from rsseg_cli.synthetic.layout import build_layout
+from rsseg_cli.synthetic.render import render_block
+from rsseg_cli.synthetic.write import BLOCK, to_dtype
 
 N_CLASSES = 7
 
@@ -96,14 +94,14 @@ def test_blocks_windows_and_order(tmp_path: Path) -> None:
             assert np.array_equal(win, img[:, y0 : y0 + wh, x0 : x0 + ww])
         assert d.block_shapes[0] == (BLOCK, BLOCK)
     # Rendering the blocks in reverse order reproduces the file: nothing depends on block order.
-    lay = _build_layout(h, w, 4, 5)
+    lay = build_layout(h, w, 4, 5)
     for by in reversed(range(math.ceil(h / BLOCK))):
         for bx in reversed(range(math.ceil(w / BLOCK))):
             y0, x0 = by * BLOCK, bx * BLOCK
             bh, bw = min(BLOCK, h - y0), min(BLOCK, w - x0)
-            refl, blab, nd = _render_block(lay, y0, x0, bh, bw, np.random.default_rng([5, by, bx]))
+            refl, blab, nd = render_block(lay, y0, x0, bh, bw, np.random.default_rng([5, by, bx]))
             assert np.array_equal(blab, lab[y0 : y0 + bh, x0 : x0 + bw])
-            assert np.array_equal(_to_dtype(refl, nd, "uint16", 0), img[:, y0 : y0 + bh, x0 : x0 + bw])
+            assert np.array_equal(to_dtype(refl, nd, "uint16", 0), img[:, y0 : y0 + bh, x0 : x0 + bw])
 
 
 def test_no_seams_between_blocks(tmp_path: Path) -> None:
@@ -322,3 +320,68 @@ def test_bad_arguments(tmp_path: Path, kwargs: dict) -> None:
     with pytest.raises(UserError):
         generate_sample(tmp_path / "o", **{"height": 32, "width": 32, **kwargs})
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The label raster follows the class-raster contract; writing is atomic.
+
+
+def test_labels_carry_the_class_raster_contract(
+    scene1024: tuple[SampleScene, np.ndarray, np.ndarray],
+) -> None:
+    s, _, lab = scene1024
+    with rasterio.open(s.labels) as d:
+        table = read_class_table(d)
+        assert CLASS_TAG in d.tags()  # from the tag itself, not reconstructed from the colormap
+        assert d.nodata == MASK_NODATA and d.descriptions == ("class",)
+        assert d.tags(1) == {f"CLASS_{c['id']}": c["name"] for c in SAMPLE_CLASSES}
+        assert d.colormap(1)[MASK_NODATA] == (0, 0, 0, 0)
+    assert table == [
+        {"id": c["id"], "name": c["name"], "color": c["color"], "value": None} for c in SAMPLE_CLASSES
+    ]
+    assert set(np.unique(lab)) <= {c["id"] for c in SAMPLE_CLASSES} | {MASK_NODATA}
+
+
+def test_interrupted_render_leaves_no_final_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real = synthetic_write.render_block
+
+    def failing(*args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        calls.append(1)
+        if len(calls) == 3:  # mid-way: two blocks are already written to the temporary files
+            raise RuntimeError("renderer failed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic_write, "render_block", failing)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="renderer failed"):
+        generate_sample(out, height=1100, width=1300)
+    assert len(calls) == 3
+    assert not (out / "scene.tif").exists() and not (out / "scene_labels.tif").exists()
+    assert list(out.iterdir()) == []  # no temporaries either
+
+
+def test_stale_partials_of_killed_runs_are_removed(tmp_path: Path) -> None:
+    # A run killed by SIGKILL leaves its temporaries (named after its process id) behind.
+    dead = 2**22 + 12345  # above Linux's default pid_max, so no live process has this id
+    stale = [tmp_path / f".scene.tif.partial-{dead}", tmp_path / f".scene_labels.tif.partial-{dead}"]
+    for p in stale:
+        p.write_bytes(b"half a TIFF")
+    generate_sample(tmp_path, height=64, width=64)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.tif", "scene_labels.tif"]
+
+
+def test_class_raster_contract_imports_no_data_package() -> None:
+    # geo.class_raster is the bottom of the class-raster contract: data/ builds on it, never the reverse.
+    code = (
+        "import sys, rsseg_cli.geo.class_raster; "
+        "bad = [m for m in sys.modules if m.startswith(('rsseg_cli.data', 'rsseg_cli.config'))]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_mask_nodata_is_the_ignore_index() -> None:
+    from rsseg_cli.config import IGNORE_INDEX
+
+    assert MASK_NODATA == IGNORE_INDEX

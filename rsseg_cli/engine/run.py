@@ -1,4 +1,5 @@
-"""`rsseg train`: a dataset folder + a method + a model -> a run folder with checkpoints and metrics."""
+"""A training run: a dataset folder + a configuration (method, model, recipe) -> a run folder with config.yaml,
+split files, checkpoints and metrics. `rsseg train` and `rsseg demo` call run_training."""
 
 from __future__ import annotations
 
@@ -11,64 +12,20 @@ import yaml
 
 from rsseg_cli import __version__
 from rsseg_cli.atomic import atomic_file
-from rsseg_cli.config import Config, config_to_yaml
+from rsseg_cli.config import Config, config_to_yaml, parse_config
+from rsseg_cli.config_layers import parse_labeled
 from rsseg_cli.data.chipset import ChipDataset
 from rsseg_cli.data.normalize import Normalization, default_band_map
-from rsseg_cli.data.subsets import parse_labeled, read_split_file, select_labeled, write_split_files
+from rsseg_cli.data.subsets import read_split_file, select_labeled, write_split_files
 from rsseg_cli.engine import distributed
+from rsseg_cli.engine.determinism import configure_determinism
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
 from rsseg_cli.engine.trainer import RunSpec, Trainer
 from rsseg_cli.errors import UserError
-from rsseg_cli.methods import method_from_config
+from rsseg_cli.methods import configured_model
 from rsseg_cli.runs import mark_latest, new_run_dir
 
 log = logging.getLogger("rsseg")
-
-
-def model_config(cfg: Config, num_classes: int, in_chans: int, band_map: list[int | None], **extras) -> dict:
-    """What rebuilds the network (weights come from the checkpoint, never the hub); `extras` are a method's
-    additions (RS-MTDF's fusion modules)."""
-    m = cfg.model
-    return {
-        **extras,
-        "backbone": m.backbone,
-        "head": m.head,
-        "num_classes": num_classes,
-        "in_chans": in_chans,
-        "band_map": band_map,
-        "taps": m.taps,
-        "backbone_kwargs": dict(m.backbone_kwargs),
-        "head_features": m.head_features,
-        "head_channels": m.head_channels,
-    }
-
-
-def build_model(config: dict, weights: str):
-    """The network a model config describes (weights: the backbone's pretrained weights; 'none' before
-    loading a checkpoint)."""
-    if config.get("co2s"):
-        from rsseg_cli.models.co2s import build_co2s_model
-
-        return build_co2s_model(config)
-    from rsseg_cli.models.segmenter import build_segmenter
-
-    model = build_segmenter(
-        backbone=config["backbone"],
-        head=config["head"],
-        num_classes=config["num_classes"],
-        weights=weights,
-        in_chans=config["in_chans"],
-        band_map=config["band_map"],
-        taps=config["taps"],
-        features=config.get("head_features"),
-        out_channels=config.get("head_channels"),
-        **config["backbone_kwargs"],
-    )
-    if config.get("fusion"):
-        from rsseg_cli.models.fusion import build_fusion_segmenter
-
-        model = build_fusion_segmenter(model, config["fusion"])
-    return model
 
 
 def _check_dataset(data: ChipDataset, cfg: Config) -> list[int | None]:
@@ -102,6 +59,7 @@ def run_training(
     stop_after: int | None = None,
 ) -> Path:
     device = resolve_device(cfg.train.device)
+    configure_determinism(cfg.train.deterministic, device)
     dist = distributed.setup(device)
     if device.type == "cuda" and dist.enabled:
         import torch
@@ -129,7 +87,9 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     last = run_dir / "checkpoints" / "last.pt"
     resuming = last.exists()
     if resuming:
-        saved = Config.model_validate(yaml.safe_load((run_dir / "config.yaml").read_text()))
+        saved = parse_config(
+            yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml")
+        )
         if _essential(saved) != _essential(cfg) and not resume:
             raise UserError(
                 f"{run_dir} holds a run with another configuration. Resume it with --resume (its saved "
@@ -168,11 +128,8 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
 
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed (and on every DDP process)
     in_chans = len(data.band_names)
-    method = method_from_config(cfg, data.meta["classes"], in_chans, band_map)
-    mconf = model_config(cfg, data.num_classes, in_chans, band_map, **method.model_extras())
-    model = method.build_model(mconf, resuming)
-    if model is None:
-        model = build_model(mconf, "none" if resuming else cfg.model.weights)
+    # A resumed run takes every weight from its checkpoint (nothing to download).
+    method, model = configured_model(cfg, data.meta["classes"], in_chans, band_map, pretrained=not resuming)
     if dist.main and not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(run_dir / "config.yaml") as tmp:
@@ -203,7 +160,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             len(labeled_ids),
             len(unlabeled_ids),
             len(val_ids),
-            _model_name(cfg),
+            method.describe(cfg),
             device,
             precision,
         )
@@ -217,7 +174,6 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
         labeled_ids,
         unlabeled_ids,
         val_ids,
-        mconf,
         device,
         precision,
         dist,
@@ -234,18 +190,6 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             run_dir / "checkpoints",
         )
     return run_dir
-
-
-def _model_name(cfg: Config) -> str:
-    m, t = cfg.model, cfg.train
-    if t.method == "co2s":
-        return f"students {t.co2s.clip} + {t.co2s.dinov3} (weights {m.weights})"
-    extra = ", ".join(f"{k} {v}" for k, v in m.backbone_kwargs.items())
-    name = f"{m.backbone} ({extra}, weights {m.weights})" if extra else f"{m.backbone} (weights {m.weights})"
-    if t.method == "rs-mtdf":
-        teachers = ", ".join(f"{n}: {x.backbone}" for n, x in t.rs_mtdf.active_teachers.items())
-        name += f", frozen teachers {teachers}"
-    return name
 
 
 def _essential(cfg: Config) -> dict:

@@ -15,16 +15,8 @@ import pytest
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
+from tests.commands.helpers import assert_user_error
 from tests.conftest import write_raster
-
-
-def assert_user_error(result, *needles: str) -> None:
-    assert result.code == 2, (result.code, result.err)
-    assert "Traceback" not in result.err and "Traceback" not in result.out
-    assert "Error:" in result.err
-    text = " ".join(result.err.split())
-    for needle in needles:
-        assert needle in text, f"{needle!r} not in {text!r}"
 
 
 def test_not_a_raster(cli, tmp_path):

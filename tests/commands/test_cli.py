@@ -7,6 +7,7 @@ import sys
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import rasterio
 import yaml
 from rasterio.crs import CRS
@@ -19,6 +20,74 @@ def test_help_lists_commands(cli):
     assert r.code == 0
     for command in ("tile", "train", "evaluate", "predict", "vectorize", "sample", "demo"):
         assert command in r.out
+
+
+@pytest.mark.parametrize("command", ["tile", "train", "evaluate", "predict", "vectorize", "sample", "demo"])
+def test_help_texts_are_clean(cli, command):
+    """No type tags on switches (`--all-touched <bool>`), no deprecated spellings, schema defaults shown."""
+    r = cli(command, "--help")
+    assert r.code == 0
+    assert "<bool>" not in r.out and "--help " in r.out
+    for old in ("--overlap ", "--bands <int>"):
+        assert old not in r.out
+    if command in ("predict", "evaluate", "vectorize", "tile"):
+        assert "--config" in r.out and "--set" in r.out
+
+
+# Every flag of rsseg 0.1, which users' scripts may hold.
+FLAGS_0_1 = {
+    "tile": "--labels -l --unlabeled --out -o --config -c --set -s --chip-size --stride --overlap --edge --bands "
+    "--max-nodata --label-field --all-touched --no-all-touched --reproject-labels --no-reproject-labels "
+    "--pixel-space --no-pixel-space --workers --seed --overwrite --no-overwrite",
+    "train": "--data --labeled --method --out -o --config -c --set -s --split-file --resume --no-resume "
+    "--stop-after --device --precision --seed",
+    "evaluate": "--checkpoint --data --split --out -o --json --device --precision --pred --labels --label-field "
+    "--reproject-labels --no-reproject-labels --all-touched --no-all-touched --student",
+    "predict": "--out -o --checkpoint --vector --probs --quicklook --overlap --batch-size --tta --window --bands "
+    "--compress --sieve --min-area --simplify --fill-holes --classes --pixel-space --no-pixel-space --student "
+    "--device --precision",
+    "sample": "--size --bands --dtype --crs --resolution --nodata --seed --name",
+    "demo": "--out -o --size --steps --overwrite --no-overwrite",
+    "vectorize": "--out -o --probs --classes --sieve --min-area --simplify --fill-holes --window",
+}
+
+
+@pytest.mark.parametrize("command", sorted(FLAGS_0_1))
+def test_every_0_1_flag_still_exists(command):
+    import typer
+
+    from rsseg_cli.cli import app
+
+    click_command = typer.main.get_command(app).commands[command]
+    names = {n for p in click_command.params for n in (*p.opts, *getattr(p, "secondary_opts", ()))}
+    assert set(FLAGS_0_1[command].split()) <= names
+
+
+def test_switches_read_as_switches(cli):
+    out = " ".join(cli("tile", "--help").out.split())
+    for switch in ("--all-touched / --no-all-touched", "--reproject-labels / --no-reproject-labels",
+                   "--pixel-space / --no-pixel-space"):  # fmt: skip
+        assert switch in out
+    assert "--json " in cli("evaluate", "--help").out
+
+
+def test_internal_error_is_a_traceback_and_exit_1(cli, monkeypatch):
+    def broken(options):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("rsseg_cli.commands.vectorize.run", broken)
+    r = cli("vectorize", "m.tif")
+    assert r.code == 1
+    assert "Traceback" in r.err and "RuntimeError: a bug" in r.err and "Internal error" in r.err
+
+
+def test_interrupt_exits_130(cli, monkeypatch):
+    def interrupted(options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("rsseg_cli.commands.vectorize.run", interrupted)
+    r = cli("vectorize", "m.tif")
+    assert r.code == 130 and "Interrupted" in r.err and "Traceback" not in r.err
 
 
 def test_version(cli):
@@ -41,7 +110,7 @@ def test_sample_command_variants(cli, tmp_path):
         "100x130",
         "--dtype",
         "float32",
-        "--bands",
+        "--band-count",
         "3",
         "--crs",
         "EPSG:4326",

@@ -1,4 +1,4 @@
-"""Console summaries (rich tables on stderr)."""
+"""The console summary of a tiled dataset (a rich table on stderr): `rsseg tile` and `rsseg demo` print it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""`rsseg predict`: scenes -> Cloud-Optimized GeoTIFF class masks (and probabilities, polygons).
+"""Scenes -> Cloud-Optimized GeoTIFF class masks (and probabilities, polygons, quick-looks).
 
 Per scene: a loader thread reads and normalizes windows, the model predicts them in batches, the stream
 blends them, a writer thread writes finished block rows to a staging GeoTIFF; then the staging file becomes
 a COG (and polygons), and every output is renamed into place only when all of them are complete.
+`rsseg predict` and `rsseg demo` call predict_scenes, then print_predict_summary.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import rasterio
@@ -20,10 +21,11 @@ from rasterio.windows import Window
 from rich.table import Table
 
 from rsseg_cli.atomic import atomic_file, partial_name, remove_stale_partials
+from rsseg_cli.config import PredictConfig
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.raster import SceneInfo, read_window
-from rsseg_cli.predict.cog import COMPRESSIONS, write_cog
+from rsseg_cli.predict.cog import write_cog
 from rsseg_cli.predict.inputs import SceneJob, expand_scenes, match_scene, plan_jobs
 from rsseg_cli.predict.model import InferenceModel, load_inference_model
 from rsseg_cli.predict.stream import StreamPredictor
@@ -32,19 +34,6 @@ from rsseg_cli.progress import console, progress
 from rsseg_cli.runs import default_checkpoint
 
 log = logging.getLogger("rsseg")
-
-
-@dataclass
-class PredictOptions:
-    overlap: float = 0.25
-    batch_size: int = 8
-    tta: str = "none"
-    window: int | None = None  # default: the checkpoint's training crop
-    bands: list[int | str] | None = None
-    pixel_space: bool = False
-    compress: str = "deflate"
-    student: str | None = None  # Co2S: clip, dinov3 or ensemble
-    vector: dict = field(default_factory=dict)  # options for vectorize_mask
 
 
 @dataclass
@@ -77,14 +66,14 @@ def _scratch(path: Path) -> Iterator[Path]:
         Path(f"{tmp}.aux.xml").unlink(missing_ok=True)
 
 
-def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: PredictOptions) -> SceneResult:
+def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: PredictConfig) -> SceneResult:
     window = opts.window or im.window
     stream = StreamPredictor(
         im.predictor(opts.tta),
         prepare=lambda x: x,  # windows arrive normalized from the loader thread
         num_classes=im.num_classes,
         window=window,
-        overlap=opts.overlap,
+        overlap=opts.overlap_fraction,
         batch_size=opts.batch_size,
     )
     plan = stream.plan(scene.height, scene.width)
@@ -126,14 +115,14 @@ def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: Pre
                 vector_tmp,
                 probs=staging.probs or staging.confidence,
                 shown_as=job.vector,
-                **opts.vector,
+                **opts.vector.vectorize_kwargs(),
             )
             polygons = summary.polygons
         if job.quicklook:
             from rsseg_cli.data.normalize import rgb_bands
             from rsseg_cli.predict.quicklook import write_quicklook
 
-            rgb = rgb_bands(im.payload.get("band_map") or [])
+            rgb = rgb_bands(im.checkpoint.band_map)
             bands = [scene.band_indexes[i] for i in rgb] if rgb else scene.band_indexes[:3]
             write_quicklook(
                 scene.path, mask_tmp, quicklook_tmp, bands, title=f"{scene.name} - {im.path.name}"
@@ -154,24 +143,19 @@ def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: Pre
     )
 
 
-def run_predict(
+def predict_scenes(
     scenes: list[str],
     out: Path,
     checkpoint: Path | None = None,
     probs: Path | None = None,
     vector: Path | None = None,
-    opts: PredictOptions | None = None,
+    settings: PredictConfig | None = None,
     quicklook: Path | None = None,
-    device_name: str = "auto",
-    precision_name: str = "auto",
 ) -> list[SceneResult]:
-    opts = opts or PredictOptions()
-    if not 0 <= opts.overlap < 1:
-        raise UserError(f"--overlap {opts.overlap} must be at least 0 and below 1 (0.25 = a quarter window).")
-    if opts.batch_size < 1:
-        raise UserError("--batch-size must be at least 1.")
-    if opts.compress not in COMPRESSIONS:
-        raise UserError(f"--compress {opts.compress!r} is not known; use one of {', '.join(COMPRESSIONS)}.")
+    """Predict `scenes` (paths or globs) into `out` (a mask file, or a folder for several scenes) with
+    `checkpoint` (default: the latest run's best), and the optional outputs; `settings` is the validated
+    `predict` section of the configuration."""
+    opts = settings if settings is not None else PredictConfig()
     paths = expand_scenes(scenes)
     if not paths:
         raise UserError(
@@ -179,26 +163,24 @@ def run_predict(
         )
     jobs = plan_jobs(paths, Path(out), probs, vector, quicklook)
     path = default_checkpoint(checkpoint)
-    device = resolve_device(device_name)
-    precision = resolve_precision(precision_name, device)
+    device = resolve_device(opts.device)
+    precision = resolve_precision(opts.precision, device)
     im = load_inference_model(path, device, precision, opts.student)
-    if opts.window is not None and opts.window < 1:
-        raise UserError("--window must be a positive number of pixels.")
     # Check every scene before predicting any, so a bad third scene does not fail after an hour.
-    scene_infos = [match_scene(j.scene, im.payload, opts.bands, opts.pixel_space) for j in jobs]
-    if opts.vector:
+    scene_infos = [match_scene(j.scene, im.checkpoint, opts.bands, opts.pixel_space) for j in jobs]
+    if vector is not None:
         from rsseg_cli.vectorize import check_vectorize_options
 
-        check_vectorize_options(im.classes, **opts.vector)
+        check_vectorize_options(im.classes, **opts.vector.vectorize_kwargs())
     log.info(
         "predicting %d scene(s) with %s (%s, %s on %s, window %d, overlap %.2f, tta %s)",
         len(jobs),
         path,
-        im.payload.get("method", "?"),
+        im.checkpoint.method,
         precision,
         device,
         opts.window or im.window,
-        opts.overlap,
+        opts.overlap_fraction,
         opts.tta,
     )
     results = []
@@ -208,11 +190,11 @@ def run_predict(
             if not os.access(p.parent, os.W_OK):
                 raise UserError(f"Cannot write into {p.parent}; choose another output folder.")
         results.append(predict_scene(im, job, scene, opts))
-    _print_summary(results)
     return results
 
 
-def _print_summary(results: list[SceneResult]) -> None:
+def print_predict_summary(results: list[SceneResult]) -> None:
+    """A table of the scenes (size, windows, seconds, MP/s, model share, files) and each one's class shares."""
     table = Table(title="rsseg predict", show_lines=False)
     for col in ("scene", "size", "windows", "s", "MP/s", "model %"):
         table.add_column(col, justify="left" if col == "scene" else "right", no_wrap=True)

@@ -1,0 +1,79 @@
+"""`rsseg predict`: scenes -> Cloud-Optimized GeoTIFF class masks (and probabilities, polygons, quick-looks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rsseg_cli.config import Config, load_config
+
+if TYPE_CHECKING:
+    from rsseg_cli.predict.run import SceneResult
+
+# Option -> (flag, config key). None means "not given": the configuration (file, --set, defaults) decides.
+FLAGS = {
+    "overlap_fraction": ("--overlap-fraction", "predict.overlap_fraction"),
+    "batch_size": ("--batch-size", "predict.batch_size"),
+    "tta": ("--tta", "predict.tta"),
+    "window": ("--window", "predict.window"),
+    "bands": ("--bands", "predict.bands"),
+    "compress": ("--compress", "predict.compress"),
+    "pixel_space": ("--pixel-space", "predict.pixel_space"),
+    "device": ("--device", "predict.device"),
+    "precision": ("--precision", "predict.precision"),
+    "student": ("--student", "predict.student"),
+    "sieve": ("--sieve", "predict.vector.sieve"),
+    "min_area": ("--min-area", "predict.vector.min_area"),
+    "simplify": ("--simplify", "predict.vector.simplify"),
+    "fill_holes": ("--fill-holes", "predict.vector.fill_holes"),
+    "classes": ("--classes", "predict.vector.classes"),
+}
+
+
+@dataclass
+class PredictOptions:
+    scenes: list[str]  # paths or globs
+    out: Path  # a mask file, or a folder for several scenes
+    checkpoint: Path | None = None  # default: the latest run's best checkpoint
+    vector: Path | None = None
+    probs: Path | None = None
+    quicklook: Path | None = None
+    config_file: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    overlap_fraction: float | None = None
+    batch_size: int | None = None
+    tta: str | None = None
+    window: int | None = None
+    bands: str | list[int | str] | None = None  # a band selection: '3,2,1' or 'red,green,blue'
+    compress: str | None = None
+    pixel_space: bool | None = None
+    device: str | None = None
+    precision: str | None = None
+    student: str | None = None
+    sieve: int | None = None
+    min_area: float | None = None
+    simplify: float | None = None
+    fill_holes: float | None = None
+    classes: str | list[int | str] | None = None  # 'water,building' or a list
+    config: Config = field(init=False)
+
+    def __post_init__(self) -> None:
+        flags = {flag: (key, getattr(self, name)) for name, (flag, key) in FLAGS.items()}
+        self.config = load_config(self.config_file, self.overrides, flags=flags)
+
+
+def run(options: PredictOptions) -> list[SceneResult]:
+    from rsseg_cli.predict.run import predict_scenes, print_predict_summary
+
+    results = predict_scenes(
+        options.scenes,
+        options.out,
+        options.checkpoint,
+        probs=options.probs,
+        vector=options.vector,
+        settings=options.config.predict,
+        quicklook=options.quicklook,
+    )
+    print_predict_summary(results)
+    return results

@@ -1,0 +1,72 @@
+"""`rsseg tile`: scenes (and labels) -> a dataset folder of georeferenced chips, manifest and split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rsseg_cli.config import Config, load_config
+
+if TYPE_CHECKING:
+    from rsseg_cli.data.tiling import TileResult
+
+# Option -> (flag, config key). None means "not given": the configuration (file, --set, defaults) decides.
+FLAGS = {
+    "seed": ("--seed", "seed"),
+    "chip_size": ("--chip-size", "tile.chip_size"),
+    "stride": ("--stride", "tile.stride"),
+    "overlap_px": ("--overlap-px", "tile.overlap"),
+    "edge": ("--edge", "tile.edge"),
+    "bands": ("--bands", "tile.bands"),
+    "max_nodata": ("--max-nodata", "tile.max_nodata"),
+    "workers": ("--workers", "tile.workers"),
+    "pixel_space": ("--pixel-space", "tile.pixel_space"),
+    "label_field": ("--label-field", "tile.labels.field"),
+    "all_touched": ("--all-touched", "tile.labels.all_touched"),
+    "reproject_labels": ("--reproject-labels", "tile.labels.reproject"),
+}
+
+
+@dataclass
+class TileOptions:
+    scenes: list[Path]
+    labels: list[Path] = field(default_factory=list)
+    unlabeled: list[Path] = field(default_factory=list)
+    out: Path = Path("data")
+    overwrite: bool = False
+    config_file: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    seed: int | None = None
+    chip_size: int | None = None
+    stride: int | None = None
+    overlap_px: int | None = None
+    edge: str | None = None
+    bands: str | list[int | str] | None = None  # '4,3,2', 'red,green,blue' or a list
+    max_nodata: float | None = None
+    workers: int | None = None
+    pixel_space: bool | None = None
+    label_field: str | None = None
+    all_touched: bool | None = None
+    reproject_labels: bool | None = None
+    config: Config = field(init=False)
+
+    def __post_init__(self) -> None:
+        flags = {flag: (key, getattr(self, name)) for name, (flag, key) in FLAGS.items()}
+        self.config = load_config(self.config_file, self.overrides, flags=flags)
+
+
+def run(options: TileOptions) -> TileResult:
+    from rsseg_cli.data.summary import print_tile_summary
+    from rsseg_cli.data.tiling import tile_scenes
+
+    result = tile_scenes(
+        options.scenes,
+        options.labels,
+        options.out,
+        options.config,
+        unlabeled=options.unlabeled,
+        overwrite=options.overwrite,
+    )
+    print_tile_summary(result)
+    return result
