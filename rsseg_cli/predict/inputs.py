@@ -110,9 +110,7 @@ def plan_jobs(
     return jobs
 
 
-def match_scene(
-    path: Path, ckpt: Checkpoint, bands: list[int | str] | None, pixel_space: bool
-) -> SceneInfo:
+def match_scene(path: Path, ckpt: Checkpoint, bands: list[int | str] | None, pixel_space: bool) -> SceneInfo:
     """Describe `path` with the checkpoint's band selection, refusing anything the model was not trained on."""
     indexes = [int(b["index"]) for b in ckpt.bands]
     if bands is None and indexes != list(range(1, len(indexes) + 1)):

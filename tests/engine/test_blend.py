@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from rsseg_cli.engine.sliding import sliding_probs
 from rsseg_cli.engine.blend import BlendAccumulator, stride_for, window_starts, window_weight
+from rsseg_cli.engine.sliding import sliding_probs
 from rsseg_cli.predict.stream import StreamPredictor
 from tests.predict.test_stream import constant_model, run
 
