@@ -17,8 +17,9 @@ import typer
 from pydantic import BaseModel
 
 from rsseg_cli import __version__
-from rsseg_cli.config import EvaluateConfig, PredictConfig, TileConfig, VectorizeConfig
+from rsseg_cli.config import DEFAULT_METHOD, EvaluateConfig, PredictConfig, TileConfig, VectorizeConfig
 from rsseg_cli.errors import Interrupted, UserError
+from rsseg_cli.methods import METHODS
 from rsseg_cli.progress import console, setup_logging
 
 app = typer.Typer(
@@ -207,7 +208,7 @@ def train(
     ] = None,
     method: Annotated[
         str | None,
-        typer.Option(help="supervised, fixmatch, unimatch-v2, rs-mtdf or co2s. [default: unimatch-v2]"),
+        typer.Option(help=f"Training method: {', '.join(METHODS)}. [default: {DEFAULT_METHOD}]"),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run folder (default runs/<method>-...).")

@@ -35,6 +35,7 @@ from rsseg_cli.config_layers import (
     read_yaml,
 )
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.grid import DEFAULT_WINDOW
 
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 IGNORE_INDEX = 255
@@ -281,7 +282,7 @@ class PolygonConfig(Strict):
 class VectorizeConfig(PolygonConfig):
     """`rsseg vectorize MASK`."""
 
-    window: int = Field(default=4096, ge=16, description="window side in pixels; memory depends on it")
+    window: int = Field(default=DEFAULT_WINDOW, ge=16, description="window side in pixels; memory depends on it")
 
 
 class PredictConfig(Strict):

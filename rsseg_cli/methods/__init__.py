@@ -8,9 +8,12 @@ Adding a method: one file in this package with a `Method` subclass, and one line
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from rsseg_cli.errors import UserError
-from rsseg_cli.methods.base import Method
+
+if TYPE_CHECKING:  # importing this package stays light (no torch): the CLI lists METHODS in its help
+    from rsseg_cli.methods.base import Method
 
 # name -> "module:class"; a method's module is imported when it is first asked for.
 METHODS: dict[str, str] = {

@@ -366,7 +366,7 @@ def test_rs_mtdf_resumes_exactly(dataset, tmp_path):  # noqa: F811
     run_training(dataset, cfg, out=tmp_path / "resumed", resume=True)
     a = torch.load(straight / "checkpoints/last.pt", weights_only=False)["train_state"]
     b = torch.load(tmp_path / "resumed/checkpoints/last.pt", weights_only=False)["train_state"]
-    for part in ("student", "teacher"):
+    for part in ("model", "ema"):
         for key in a[part]:
             torch.testing.assert_close(a[part][key], b[part][key], rtol=0, atol=0)
 
