@@ -282,7 +282,9 @@ class PolygonConfig(Strict):
 class VectorizeConfig(PolygonConfig):
     """`rsseg vectorize MASK`."""
 
-    window: int = Field(default=DEFAULT_WINDOW, ge=16, description="window side in pixels; memory depends on it")
+    window: int = Field(
+        default=DEFAULT_WINDOW, ge=16, description="window side in pixels; memory depends on it"
+    )
 
 
 class PredictConfig(Strict):

@@ -111,3 +111,17 @@ def cli(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory) -> Path:
+    """A small tiled sample scene (7 classes, 4 bands, 64 px chips) shared by the training tests."""
+    from rsseg_cli.config import load_config
+    from rsseg_cli.data.tiling import tile_scenes
+    from rsseg_cli.synthetic import generate_sample
+
+    root = tmp_path_factory.mktemp("train")
+    sample = generate_sample(root / "sample", height=384, width=384, seed=1)
+    cfg = load_config(overrides=["tile.chip_size=64", "tile.split.block_size=2"])
+    tile_scenes([sample.scene], [sample.labels], root / "data", cfg)
+    return root / "data"

@@ -10,7 +10,7 @@ import torch
 
 from rsseg_cli.config import load_config
 from rsseg_cli.engine.determinism import configure_determinism, loader_generator, seed_worker
-from tests.test_training import TINY_TRAIN, dataset  # noqa: F401  (module fixture)
+from tests.helpers import TINY_TRAIN
 
 
 def _state() -> tuple[bool, bool, bool, bool]:
@@ -62,7 +62,7 @@ def test_workers_are_seeded_from_the_run_seed():
     assert draws[0] == draws[1]
 
 
-def test_deterministic_runs_give_bitwise_identical_weights(dataset, tmp_path):  # noqa: F811
+def test_deterministic_runs_give_bitwise_identical_weights(dataset, tmp_path):
     from rsseg_cli.engine.run import run_training
 
     cfg = load_config(

@@ -13,7 +13,7 @@ import torch
 
 from rsseg_cli.config import load_config
 from rsseg_cli.synthetic.batches import synthetic_batch as fixed_batch
-from tests.test_training import TINY_TRAIN, dataset  # noqa: F401  (module fixture)
+from tests.helpers import TINY_TRAIN
 
 CLIP_KW = (
     "{embed_dim: 32, vision_cfg: {image_size: 64, layers: 4, width: 96, patch_size: 8, head_width: 32}, "
@@ -226,7 +226,7 @@ def test_a_few_cpu_steps_with_tiny_vits_lower_both_students_losses():
     assert all(math.isfinite(x["loss"]) for x in logs)
 
 
-def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli, monkeypatch):  # noqa: F811
+def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli, monkeypatch):
     import rasterio
 
     monkeypatch.chdir(tmp_path)
@@ -275,7 +275,7 @@ def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli
     assert r.code == 2 and "clip, dinov3, ensemble" in r.err
 
 
-def test_co2s_resumes_exactly(dataset, tmp_path):  # noqa: F811
+def test_co2s_resumes_exactly(dataset, tmp_path):
     from rsseg_cli.engine.run import run_training
 
     cfg = load_config(overrides=[*TRAIN, "train.labeled=1/4", "train.iterations=4", "train.eval_every=2"])
@@ -289,7 +289,7 @@ def test_co2s_resumes_exactly(dataset, tmp_path):  # noqa: F811
     assert a["variant"] == b["variant"]
 
 
-def test_co2s_bad_input(dataset, tmp_path, cli, monkeypatch):  # noqa: F811
+def test_co2s_bad_input(dataset, tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     sets = [a for s in TRAIN for a in ("--set", s)]
     base = ["train", "--data", dataset, "--labeled", "1/4", "--method", "co2s"]

@@ -8,19 +8,19 @@ import json
 import pytest
 import torch
 
+from tests.helpers import TINY_TRAIN, torchrun
 from tests.methods.test_co2s import TRAIN as CO2S_TRAIN
 from tests.methods.test_rs_mtdf import TINY_TEACHERS
-from tests.test_training import TINY_TRAIN, _torchrun, dataset  # noqa: F401  (module fixture)
 
 
 @pytest.mark.parametrize(
     ("method", "sets"), [("rs-mtdf", [*TINY_TRAIN, *TINY_TEACHERS]), ("co2s", CO2S_TRAIN)]
 )
-def test_method_trains_on_two_processes(dataset, tmp_path, method, sets):  # noqa: F811
+def test_method_trains_on_two_processes(dataset, tmp_path, method, sets):
     args = ["train", "--data", str(dataset), "--out", str(tmp_path / "run"), "--method", method]
     for s in [*sets, "train.labeled=1/4", "train.iterations=2", "train.eval_every=2"]:
         args += ["--set", s]
-    proc = _torchrun(2, args, tmp_path)
+    proc = torchrun(2, args, tmp_path)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     info = json.loads((tmp_path / "run" / "run.json").read_text())

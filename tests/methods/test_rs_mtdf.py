@@ -13,7 +13,7 @@ import yaml
 
 from rsseg_cli.config import load_config
 from rsseg_cli.synthetic.batches import synthetic_batch as fixed_batch
-from tests.test_training import TINY_MODEL, TINY_TRAIN, dataset  # noqa: F401  (module fixture)
+from tests.helpers import TINY_MODEL, TINY_TRAIN
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -299,7 +299,7 @@ def test_teacher_loads_a_local_weights_file_and_sees_rgb(tmp_path):
     torch.testing.assert_close(teacher(x), source.eval()(x[:, [2, 1, 0]])[-1])
 
 
-def test_train_rs_mtdf_checkpoint_has_no_teacher_and_predicts_without_it(dataset, tmp_path, cli, monkeypatch):  # noqa: F811
+def test_train_rs_mtdf_checkpoint_has_no_teacher_and_predicts_without_it(dataset, tmp_path, cli, monkeypatch):
     """`rsseg train --method rs-mtdf` with a teacher from a local file; the checkpoints hold only the student
     (plus its translators and projections); with the teacher's file gone, the checkpoint still predicts."""
     from safetensors.torch import save_file
@@ -349,7 +349,7 @@ def test_train_rs_mtdf_checkpoint_has_no_teacher_and_predicts_without_it(dataset
     assert 0 <= json.loads(r.out)["mean_iou"] <= 1
 
 
-def test_rs_mtdf_resumes_exactly(dataset, tmp_path):  # noqa: F811
+def test_rs_mtdf_resumes_exactly(dataset, tmp_path):
     from rsseg_cli.engine.run import run_training
 
     cfg = load_config(
@@ -371,7 +371,7 @@ def test_rs_mtdf_resumes_exactly(dataset, tmp_path):  # noqa: F811
             torch.testing.assert_close(a[part][key], b[part][key], rtol=0, atol=0)
 
 
-def test_rs_mtdf_bad_input(dataset, tmp_path, cli, monkeypatch):  # noqa: F811
+def test_rs_mtdf_bad_input(dataset, tmp_path, cli, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = ["train", "--data", dataset, "--labeled", "1/4", "--method", "rs-mtdf"]
     sets = [a for s in TINY_TRAIN for a in ("--set", s)]

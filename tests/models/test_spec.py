@@ -11,9 +11,9 @@ from rsseg_cli.errors import UserError
 from rsseg_cli.methods import METHODS, configured_model
 from rsseg_cli.models.presets import BACKBONES, tiny_overrides
 from rsseg_cli.models.spec import ARCHITECTURES, ModelSpec, build, variants_of
+from tests.helpers import TINY_MODEL
 from tests.methods.test_co2s import TINY_CO2S
 from tests.methods.test_rs_mtdf import TINY_TEACHERS
-from tests.test_training import TINY_MODEL
 
 CLASSES = [{"name": n} for n in ("water", "forest", "building")]
 # Tiny settings per method (the teachers and students of RS-MTDF and Co2S shrunk as in their tests).

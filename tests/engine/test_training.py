@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,35 +14,7 @@ import torch
 import yaml
 
 from rsseg_cli.config import load_config
-
-TINY_MODEL = [
-    "model.weights=none",
-    "model.backbone_kwargs={depth: 2, embed_dim: 48, num_heads: 3, patch_size: 8, img_size: 64}",
-]
-TINY_TRAIN = [
-    *TINY_MODEL,
-    "train.crop=48",
-    "train.batch_size=2",
-    "train.batch_size_unlabeled=2",
-    "train.workers=0",
-    "train.lr=2e-4",
-    "train.head_lr_mult=10",
-    "train.iterations=4",
-    "train.eval_every=2",
-    "train.log_every=1",
-]
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    from rsseg_cli.data.tiling import tile_scenes
-    from rsseg_cli.synthetic import generate_sample
-
-    root = tmp_path_factory.mktemp("train")
-    sample = generate_sample(root / "sample", height=384, width=384, seed=1)
-    cfg = load_config(overrides=["tile.chip_size=64", "tile.split.block_size=2"])
-    tile_scenes([sample.scene], [sample.labels], root / "data", cfg)
-    return root / "data"
+from tests.helpers import TINY_MODEL, TINY_TRAIN, torchrun
 
 
 def tiny_segmenter(num_classes=7, in_chans=4):
@@ -161,31 +131,6 @@ def test_resume_gives_the_same_weights(dataset, tmp_path):
     assert ChipDataset.open(dataset).num_classes == 7
 
 
-def _torchrun(nproc: int, args: list[str], cwd: Path) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        str(nproc),
-        "--master_port",
-        str(29500 + os.getpid() % 1000),
-        "-m",
-        "rsseg_cli",
-        *args,
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
 def _args(dataset: Path, out: Path, *sets: str) -> list[str]:
     args = ["train", "--data", str(dataset), "--out", str(out)]
     for s in [*TINY_TRAIN, *sets]:
@@ -202,9 +147,9 @@ def test_ddp_step_matches_single_process_step(dataset, tmp_path):
         "train.eval_every=1",
         "train.lr=1e-3",
     ]
-    one = _torchrun(1, _args(dataset, tmp_path / "one", *common, "train.batch_size=4"), tmp_path)
+    one = torchrun(1, _args(dataset, tmp_path / "one", *common, "train.batch_size=4"), tmp_path)
     out1 = one.communicate(timeout=600)
-    two = _torchrun(2, _args(dataset, tmp_path / "two", *common, "train.batch_size=2"), tmp_path)
+    two = torchrun(2, _args(dataset, tmp_path / "two", *common, "train.batch_size=2"), tmp_path)
     out2 = two.communicate(timeout=600)
     assert one.returncode == 0, out1[1][-3000:]
     assert two.returncode == 0, out2[1][-3000:]
@@ -228,7 +173,7 @@ def test_ddp_step_matches_single_process_step(dataset, tmp_path):
 
 def test_ddp_semi_supervised_runs_and_resumes(dataset, tmp_path):
     sets = ["train.method=unimatch-v2", "train.labeled=1/4", "train.iterations=8", "train.eval_every=2"]
-    proc = _torchrun(2, _args(dataset, tmp_path / "run", *sets), tmp_path)
+    proc = torchrun(2, _args(dataset, tmp_path / "run", *sets), tmp_path)
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     deadline = time.time() + 300
     while not last.exists() and time.time() < deadline and proc.poll() is None:
@@ -238,7 +183,7 @@ def test_ddp_semi_supervised_runs_and_resumes(dataset, tmp_path):
     assert last.exists()
     stopped = torch.load(last, weights_only=False)["train_state"]["step"]
     assert stopped < 8
-    again = _torchrun(2, [*_args(dataset, tmp_path / "run", *sets), "--resume"], tmp_path)
+    again = torchrun(2, [*_args(dataset, tmp_path / "run", *sets), "--resume"], tmp_path)
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
     assert torch.load(last, weights_only=False)["train_state"]["step"] == 8
