@@ -14,10 +14,36 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 
 from rsseg_cli import __version__
-from rsseg_cli.config import DEFAULT_METHOD, EvaluateConfig, PredictConfig, TileConfig, VectorizeConfig
+from rsseg_cli.cli_options import (
+    BANDS_HELP,
+    VECTOR_OUT_HELP,
+    AllTouchedOpt,
+    CheckpointOpt,
+    ClassesOpt,
+    ConfigOpt,
+    DeviceOpt,
+    E,
+    FillHolesOpt,
+    LabelFieldOpt,
+    MinAreaOpt,
+    OverwriteOpt,
+    P,
+    PixelSpaceOpt,
+    PrecisionOpt,
+    ReprojectOpt,
+    SeedOpt,
+    SetOpt,
+    SieveOpt,
+    SimplifyOpt,
+    StudentOpt,
+    T,
+    V,
+    renamed,
+    with_default,
+)
+from rsseg_cli.config import DEFAULT_METHOD
 from rsseg_cli.errors import Interrupted, UserError
 from rsseg_cli.methods import METHODS
 from rsseg_cli.progress import console, setup_logging
@@ -30,25 +56,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,  # plain help: flags as --x/--no-x, no type tags such as <bool>
 )
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file.")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        "-s",
-        metavar="KEY=VALUE",
-        help="Override a config key, e.g. tile.chip_size=256 (repeatable).",
-    ),
-]
-SeedOpt = Annotated[int | None, typer.Option(help="Random seed (splits, sampling). [default: 0]")]
-
-
-def _d(text: str, section: type[BaseModel], key: str) -> str:
-    """Help text with the schema's default (flags themselves default to None: not given)."""
-    value = section.model_fields[key].get_default(call_default_factory=True)
-    shown = {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
-    return f"{text} [default: {shown}]"
 
 
 def guarded(command: Callable[..., None]) -> Callable[..., None]:
@@ -71,20 +78,6 @@ def guarded(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def _renamed(old: str, new: str, old_value: Any, new_value: Any) -> Any:
-    """A deprecated spelling of a flag: its value (old meaning) with a note on stderr naming the new flag."""
-    if old_value is None:
-        return new_value
-    if new_value is not None:
-        raise UserError(f"{old} is the old name of {new}; give {new} only.")
-    console.print(
-        f"[yellow]Deprecated:[/] {old} is now {new} (same meaning here); the old name will be removed.",
-        highlight=False,
-        soft_wrap=True,
-    )
-    return old_value
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"rsseg {__version__}")
@@ -99,51 +92,6 @@ def _root(
     ] = False,
 ) -> None:
     setup_logging(verbose)
-
-
-DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N. [default: auto]")]
-PrecisionOpt = Annotated[
-    str | None, typer.Option(help="auto (bf16/fp16 on a GPU, else fp32), fp32, bf16 or fp16. [default: auto]")
-]
-_VECTOR_OUT_HELP = (
-    "Polygons: FILE.gpkg or FILE.geojson (EPSG:4326); an existing file is replaced. [default: MASK.gpkg]"
-)
-_BANDS = "Band selection, '4,3,2' or 'red,green,blue',"
-T, P, E, V = TileConfig, PredictConfig, EvaluateConfig, VectorizeConfig
-CheckpointOpt = Annotated[Path | None, typer.Option(help="Default: the latest run's best checkpoint.")]
-StudentOpt = Annotated[
-    str | None, typer.Option(help="Co2S checkpoints: clip, dinov3 or ensemble. [default: the best validated]")
-]
-PixelSpaceOpt = Annotated[
-    bool | None, typer.Option(help="Accept scenes without a CRS (pixel coordinates). [default: off]")
-]
-# Polygons (vectorize, and predict with --vector).
-SieveOpt = Annotated[
-    int | None,
-    typer.Option(help=_d("Merge regions smaller than this many pixels (0: off).", V, "sieve")),
-]
-MinAreaOpt = Annotated[
-    float | None, typer.Option(help=_d("Drop polygons smaller than this, m².", V, "min_area"))
-]
-SimplifyOpt = Annotated[
-    float | None,
-    typer.Option(help=_d("Simplification tolerance in metres (0: pixel edges).", V, "simplify")),
-]
-FillHolesOpt = Annotated[
-    float | None, typer.Option(help=_d("Fill holes smaller than this, m².", V, "fill_holes"))
-]
-# Labels (tile, and evaluate --pred).
-LabelFieldOpt = Annotated[str | None, typer.Option(help="Vector labels: the class field. [default: class]")]
-AllTouchedOpt = Annotated[
-    bool | None, typer.Option(help="Vector labels: burn every pixel a polygon touches. [default: off]")
-]
-ReprojectOpt = Annotated[
-    bool | None,
-    typer.Option(help="Labels on another grid: resample (nearest) instead of refusing. [default: off]"),
-]
-ClassesOpt = Annotated[
-    str | None, typer.Option(help="Only these classes, by name or id: 'water,building' or '1,4'.")
-]
 
 
 @app.command()
@@ -163,25 +111,31 @@ def tile(
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write.")] = Path("data"),
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    chip_size: Annotated[int | None, typer.Option(help=_d("Chip side in pixels.", T, "chip_size"))] = None,
+    chip_size: Annotated[
+        int | None, typer.Option(help=with_default("Chip side in pixels.", T, "chip_size"))
+    ] = None,
     stride: Annotated[
         int | None, typer.Option(help="Step between chips in pixels. [default: chip size - overlap]")
     ] = None,
     overlap_px: Annotated[
-        int | None, typer.Option(help=_d("Pixels shared by neighbouring chips.", T, "overlap"))
+        int | None, typer.Option(help=with_default("Pixels shared by neighbouring chips.", T, "overlap"))
     ] = None,
     overlap: Annotated[int | None, typer.Option("--overlap", hidden=True)] = None,  # deprecated: --overlap-px
-    edge: Annotated[str | None, typer.Option(help=_d("Edge policy: pad, snap or drop.", T, "edge"))] = None,
-    bands: Annotated[str | None, typer.Option(help=f"{_BANDS} in model order. [default: all]")] = None,
+    edge: Annotated[
+        str | None, typer.Option(help=with_default("Edge policy: pad, snap or drop.", T, "edge"))
+    ] = None,
+    bands: Annotated[str | None, typer.Option(help=f"{BANDS_HELP} in model order. [default: all]")] = None,
     max_nodata: Annotated[
         float | None,
-        typer.Option(help=_d("Skip chips with more invalid pixels (0-1).", T, "max_nodata")),
+        typer.Option(help=with_default("Skip chips with more invalid pixels (0-1).", T, "max_nodata")),
     ] = None,
     label_field: LabelFieldOpt = None,
     all_touched: AllTouchedOpt = None,
     reproject_labels: ReprojectOpt = None,
     pixel_space: PixelSpaceOpt = None,
-    workers: Annotated[int | None, typer.Option(help=_d("Reader/writer threads.", T, "workers"))] = None,
+    workers: Annotated[
+        int | None, typer.Option(help=with_default("Reader/writer threads.", T, "workers"))
+    ] = None,
     seed: SeedOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset in --out.")] = False,
 ) -> None:
@@ -190,8 +144,8 @@ def tile(
 
     options = command.TileOptions(
         scenes=scenes, labels=labels or [], unlabeled=unlabeled or [], out=out, overwrite=overwrite,
-        config_file=config, overrides=set_ or [], seed=seed, chip_size=chip_size, stride=stride,
-        overlap_px=_renamed("--overlap", "--overlap-px", overlap, overlap_px), edge=edge, bands=bands,
+        config_files=config or [], overrides=set_ or [], seed=seed, chip_size=chip_size, stride=stride,
+        overlap_px=renamed("--overlap", "--overlap-px", overlap, overlap_px), edge=edge, bands=bands,
         max_nodata=max_nodata, workers=workers, pixel_space=pixel_space, label_field=label_field,
         all_touched=all_touched, reproject_labels=reproject_labels,
     )  # fmt: skip
@@ -233,7 +187,7 @@ def train(
     from rsseg_cli.commands import train as command
 
     options = command.TrainOptions(
-        data=data, out=out, split_file=split_file, resume=resume, stop_after=stop_after, config_file=config,
+        data=data, out=out, split_file=split_file, resume=resume, stop_after=stop_after, config_files=config or [],
         overrides=set_ or [], seed=seed, labeled=labeled, method=method, device=device, precision=precision,
     )  # fmt: skip
     command.run(options)
@@ -244,7 +198,9 @@ def train(
 def evaluate(
     checkpoint: CheckpointOpt = None,
     data: Annotated[Path | None, typer.Option(help="Dataset folder (default: the run's dataset).")] = None,
-    split: Annotated[str | None, typer.Option(help=_d("Split to evaluate: val or test.", E, "split"))] = None,
+    split: Annotated[
+        str | None, typer.Option(help=with_default("Split to evaluate: val or test.", E, "split"))
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the metrics JSON on stdout.")] = False,
     config: ConfigOpt = None,
@@ -259,14 +215,15 @@ def evaluate(
     reproject_labels: ReprojectOpt = None,
     all_touched: AllTouchedOpt = None,
     student: StudentOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Measure a checkpoint on a split, or a predicted mask against labels over a whole scene (--pred,
     --labels): OA, mIoU, per-class IoU/F1/precision/recall, FWIoU, kappa."""
     from rsseg_cli.commands import evaluate as command
 
     options = command.EvaluateOptions(
-        checkpoint=checkpoint, data=data, out=out, as_json=json_, pred=pred, labels=labels,
-        config_file=config, overrides=set_ or [], split=split, device=device, precision=precision,
+        checkpoint=checkpoint, data=data, out=out, overwrite=overwrite, as_json=json_, pred=pred, labels=labels,
+        config_files=config or [], overrides=set_ or [], split=split, device=device, precision=precision,
         student=student, label_field=label_field, all_touched=all_touched, reproject_labels=reproject_labels,
     )  # fmt: skip
     command.run(options)
@@ -298,22 +255,28 @@ def predict(
     set_: SetOpt = None,
     overlap_fraction: Annotated[
         float | None,
-        typer.Option(help=_d("Share of a window its neighbours overlap, 0 to <1.", P, "overlap_fraction")),
+        typer.Option(
+            help=with_default("Share of a window its neighbours overlap, 0 to <1.", P, "overlap_fraction")
+        ),
     ] = None,
     overlap: Annotated[float | None, typer.Option("--overlap", hidden=True)] = None,  # deprecated
     batch_size: Annotated[
-        int | None, typer.Option(help=_d("Windows per forward pass.", P, "batch_size"))
+        int | None, typer.Option(help=with_default("Windows per forward pass.", P, "batch_size"))
     ] = None,
     tta: Annotated[
         str | None,
-        typer.Option(help=_d("Test-time augmentation: none, flip (4 views) or d4 (8 views).", P, "tta")),
+        typer.Option(
+            help=with_default("Test-time augmentation: none, flip (4 views) or d4 (8 views).", P, "tta")
+        ),
     ] = None,
     window: Annotated[
         int | None, typer.Option(help="Window size in pixels. [default: the training crop]")
     ] = None,
-    bands: Annotated[str | None, typer.Option(help=f"{_BANDS} to read. [default: as in training]")] = None,
+    bands: Annotated[
+        str | None, typer.Option(help=f"{BANDS_HELP} to read. [default: as in training]")
+    ] = None,
     compress: Annotated[
-        str | None, typer.Option(help=_d("COG compression: deflate, zstd or lzw.", P, "compress"))
+        str | None, typer.Option(help=with_default("COG compression: deflate, zstd or lzw.", P, "compress"))
     ] = None,
     sieve: SieveOpt = None,
     min_area: MinAreaOpt = None,
@@ -324,17 +287,18 @@ def predict(
     student: StudentOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Predict whole scenes with streaming sliding windows into COG class masks (and probabilities, polygons)."""
     from rsseg_cli.commands import predict as command
 
     options = command.PredictOptions(
         scenes=scenes, out=out, checkpoint=checkpoint, vector=vector, probs=probs, quicklook=quicklook,
-        config_file=config, overrides=set_ or [],
-        overlap_fraction=_renamed("--overlap", "--overlap-fraction", overlap, overlap_fraction),
+        config_files=config or [], overrides=set_ or [],
+        overlap_fraction=renamed("--overlap", "--overlap-fraction", overlap, overlap_fraction),
         batch_size=batch_size, tta=tta, window=window, bands=bands, compress=compress, pixel_space=pixel_space,
         device=device, precision=precision, student=student, sieve=sieve, min_area=min_area,
-        simplify=simplify, fill_holes=fill_holes, classes=classes,
+        simplify=simplify, fill_holes=fill_holes, classes=classes, overwrite=overwrite,
     )  # fmt: skip
     command.run(options)
 
@@ -362,7 +326,7 @@ def sample(
     """Generate a deterministic synthetic scene with its label raster (7 land-cover classes)."""
     from rsseg_cli.commands import sample as command
 
-    count = _renamed("--bands", "--band-count", bands, band_count)
+    count = renamed("--bands", "--band-count", bands, band_count)
     options = command.SampleOptions(
         out_dir=out_dir, size=size, dtype=dtype, crs=crs, resolution=resolution, nodata=nodata, seed=seed,
         name=name, **({} if count is None else {"band_count": count}),
@@ -392,7 +356,7 @@ def vectorize(
     mask: Annotated[
         Path, typer.Argument(help="Class mask from `rsseg predict` (uint8 class ids, nodata 255).")
     ],
-    out: Annotated[Path | None, typer.Option("--out", "-o", help=_VECTOR_OUT_HELP)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help=VECTOR_OUT_HELP)] = None,
     probs: Annotated[
         Path | None,
         typer.Option(help="Probabilities from `rsseg predict --probs`: adds mean_prob (mean confidence)."),
@@ -405,7 +369,8 @@ def vectorize(
     simplify: SimplifyOpt = None,
     fill_holes: FillHolesOpt = None,
     window: Annotated[
-        int | None, typer.Option(help=_d("Window side in pixels; memory depends on it.", V, "window"))
+        int | None,
+        typer.Option(help=with_default("Window side in pixels; memory depends on it.", V, "window")),
     ] = None,
 ) -> None:
     """Polygons of a class mask: sieve, polygonize window by window, merge across seams, measure in metres.
@@ -415,7 +380,7 @@ def vectorize(
     from rsseg_cli.commands import vectorize as command
 
     options = command.VectorizeOptions(
-        mask=mask, out=out, probs=probs, config_file=config, overrides=set_ or [], classes=classes,
+        mask=mask, out=out, probs=probs, config_files=config or [], overrides=set_ or [], classes=classes,
         sieve=sieve, min_area=min_area, simplify=simplify, fill_holes=fill_holes, window=window,
     )  # fmt: skip
     command.run(options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,7 +33,7 @@ from rsseg_cli.config_layers import (
     flag_tree,
     parse_labeled,
     parse_set,
-    read_yaml,
+    read_layers,
 )
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.grid import DEFAULT_WINDOW
@@ -401,19 +402,15 @@ def parse_config(data: dict[str, Any], source: str, flags: dict[str, str] | None
 
 
 def load_config(
-    config_file: Path | None = None,
+    config_file: Path | Sequence[Path] | None = None,
     overrides: list[str] | None = None,
     cli: dict[str, Any] | None = None,
     flags: dict[str, tuple[str, Any]] | None = None,
 ) -> Config:
-    """Resolve defaults < file < --set < command-line flags into a validated Config. Flags come either as a
-    nested dict (`cli`) or as {"--flag": ("dotted.key", value or None when not given)} (`flags`), which
-    lets a message about a bad value name the flag."""
-    data: dict[str, Any] = {}
-    sources = []
-    if config_file is not None:
-        data = read_yaml(Path(config_file))
-        sources.append(str(config_file))
+    """Resolve defaults < files (in order) < --set < command-line flags into a validated Config. Flags come
+    either as a nested dict (`cli`) or as {"--flag": ("dotted.key", value or None when not given)}
+    (`flags`), which lets a message about a bad value name the flag."""
+    data, sources = read_layers(config_file)
     if overrides:
         data = deep_merge(data, parse_set(overrides))
         sources.append("--set")

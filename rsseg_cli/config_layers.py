@@ -5,6 +5,7 @@ parsers of value forms that both the schema (at parse time) and the code use (la
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -78,6 +79,24 @@ def read_yaml(path: Path) -> dict[str, Any]:
             f"Config file {path} must hold a mapping of keys (for example 'tile:'), not a list or value."
         )
     return data
+
+
+def config_files(files: Path | str | Sequence[Path | str] | None) -> list[Path]:
+    """`--config` values as a list of paths (one path, several, or none)."""
+    if files is None:
+        return []
+    if isinstance(files, (str, Path)):
+        return [Path(files)]
+    return [Path(f) for f in files]
+
+
+def read_layers(files: Path | str | Sequence[Path | str] | None) -> tuple[dict[str, Any], list[str]]:
+    """Config files deep-merged in order (a later file overrides the keys it sets), and their names."""
+    data: dict[str, Any] = {}
+    paths = config_files(files)
+    for path in paths:
+        data = deep_merge(data, read_yaml(path))
+    return data, [str(p) for p in paths]
 
 
 def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:

@@ -86,7 +86,11 @@ def run(options: DemoOptions) -> None:
     console.rule("[bold]5/5 predict the whole scene (mask, polygons, quick-look)")
     pred = out / "predictions"
     mask, polygons, quicklook = pred / "scene_mask.tif", pred / "scene_polygons.gpkg", pred / "quicklook.png"
-    print_predict_summary(predict_scenes([str(scene)], mask, best, vector=polygons, settings=cfg.predict))
+    print_predict_summary(
+        predict_scenes(
+            [str(scene)], mask, best, vector=polygons, settings=cfg.predict, overwrite=options.overwrite
+        )
+    )
     write_quicklook(scene, mask, quicklook, labels=labels, title="demo: sample scene, labels, prediction")
     console.print(
         f"\nEverything is in [bold]{out}[/]: the dataset in {data}, the run in {run_dir} (checkpoints, "

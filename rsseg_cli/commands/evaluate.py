@@ -33,10 +33,11 @@ class EvaluateOptions:
     checkpoint: Path | None = None  # default: the latest run's best checkpoint
     data: Path | None = None  # default: the run's dataset
     out: Path | None = None
+    overwrite: bool = False  # replace a report that --out already holds
     as_json: bool = False
     pred: Path | None = None  # scene mode: a mask written by `rsseg predict`
     labels: Path | None = None  # scene mode: label raster or vector labels
-    config_file: Path | None = None
+    config_files: list[Path] = field(default_factory=list)  # --config, merged in order
     overrides: list[str] = field(default_factory=list)
     split: str | None = None
     device: str | None = None
@@ -50,7 +51,7 @@ class EvaluateOptions:
     def __post_init__(self) -> None:
         self._check_mode()
         flags = {flag: (key, getattr(self, name)) for name, (flag, key) in FLAGS.items()}
-        self.config = load_config(self.config_file, self.overrides, flags=flags)
+        self.config = load_config(self.config_files, self.overrides, flags=flags)
 
     def _given(self, names: tuple[str, ...]) -> list[str]:
         # A boolean switch counts when it is on: --no-all-touched asks for nothing.
@@ -94,8 +95,13 @@ def run(options: EvaluateOptions) -> dict[str, Any]:
             all_touched=settings.all_touched,
             out=options.out,
             as_json=options.as_json,
+            overwrite=options.overwrite,
         )
     from rsseg_cli.engine.evaluate import evaluate_chips, print_chip_metrics
+    from rsseg_cli.evaluation.scene import check_report_out
+
+    if options.out is not None:
+        check_report_out(Path(options.out), options.overwrite)
 
     metrics = evaluate_chips(
         options.checkpoint,

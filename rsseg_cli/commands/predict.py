@@ -39,7 +39,7 @@ class PredictOptions:
     vector: Path | None = None
     probs: Path | None = None
     quicklook: Path | None = None
-    config_file: Path | None = None
+    config_files: list[Path] = field(default_factory=list)  # --config, merged in order
     overrides: list[str] = field(default_factory=list)
     overlap_fraction: float | None = None
     batch_size: int | None = None
@@ -56,11 +56,12 @@ class PredictOptions:
     simplify: float | None = None
     fill_holes: float | None = None
     classes: str | list[int | str] | None = None  # 'water,building' or a list
+    overwrite: bool = False  # replace existing outputs (otherwise they are refused before any work)
     config: Config = field(init=False)
 
     def __post_init__(self) -> None:
         flags = {flag: (key, getattr(self, name)) for name, (flag, key) in FLAGS.items()}
-        self.config = load_config(self.config_file, self.overrides, flags=flags)
+        self.config = load_config(self.config_files, self.overrides, flags=flags)
 
 
 def run(options: PredictOptions) -> list[SceneResult]:
@@ -74,6 +75,7 @@ def run(options: PredictOptions) -> list[SceneResult]:
         vector=options.vector,
         settings=options.config.predict,
         quicklook=options.quicklook,
+        overwrite=options.overwrite,
     )
     print_predict_summary(results)
     return results

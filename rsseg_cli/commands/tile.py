@@ -35,7 +35,7 @@ class TileOptions:
     unlabeled: list[Path] = field(default_factory=list)
     out: Path = Path("data")
     overwrite: bool = False
-    config_file: Path | None = None
+    config_files: list[Path] = field(default_factory=list)  # --config, merged in order
     overrides: list[str] = field(default_factory=list)
     seed: int | None = None
     chip_size: int | None = None
@@ -53,7 +53,7 @@ class TileOptions:
 
     def __post_init__(self) -> None:
         flags = {flag: (key, getattr(self, name)) for name, (flag, key) in FLAGS.items()}
-        self.config = load_config(self.config_file, self.overrides, flags=flags)
+        self.config = load_config(self.config_files, self.overrides, flags=flags)
 
 
 def run(options: TileOptions) -> TileResult:

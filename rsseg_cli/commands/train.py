@@ -25,7 +25,7 @@ class TrainOptions:
     split_file: Path | None = None
     resume: bool = False
     stop_after: int | None = None
-    config_file: Path | None = None
+    config_files: list[Path] = field(default_factory=list)  # --config, merged in order
     overrides: list[str] = field(default_factory=list)
     seed: int | None = None
     labeled: str | None = None  # 1/8, 12.5%, 0.125 or a number of chips (validated by the schema)
@@ -36,7 +36,7 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         flags = {flag: (key, getattr(self, name)) for name, (flag, key) in FLAGS.items()}
-        self.config = load_config(self.config_file, self.overrides, flags=flags)
+        self.config = load_config(self.config_files, self.overrides, flags=flags)
         if self.stop_after is not None and self.stop_after < 1:
             raise UserError(f"--stop-after {self.stop_after} must be a step number, 1 or more.")
         if self.split_file is not None and not Path(self.split_file).is_file():

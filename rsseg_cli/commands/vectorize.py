@@ -27,7 +27,7 @@ class VectorizeOptions:
     mask: Path
     out: Path | None = None  # default: the mask's name with .gpkg
     probs: Path | None = None
-    config_file: Path | None = None
+    config_files: list[Path] = field(default_factory=list)  # --config, merged in order
     overrides: list[str] = field(default_factory=list)
     classes: str | list[int | str] | None = None  # 'water,building', '1,4' or a list
     sieve: int | None = None
@@ -39,7 +39,7 @@ class VectorizeOptions:
 
     def __post_init__(self) -> None:
         flags = {flag: (key, getattr(self, name)) for name, (flag, key) in FLAGS.items()}
-        self.config = load_config(self.config_file, self.overrides, flags=flags)
+        self.config = load_config(self.config_files, self.overrides, flags=flags)
         if self.out is None:
             self.out = Path(self.mask).with_suffix(".gpkg")
 

@@ -10,8 +10,8 @@ import numpy as np
 from rsseg_cli.config import IGNORE_INDEX, ClassSpec
 from rsseg_cli.errors import UserError
 
-# The palette belongs to the class-raster contract (geo.class_raster), so that masks and tables agree.
-from rsseg_cli.geo.class_raster import PALETTE
+# Default colours belong to the class-raster contract (geo.class_raster), so that masks and tables agree.
+from rsseg_cli.geo.class_raster import fill_colors
 
 
 @dataclass(frozen=True)
@@ -20,11 +20,11 @@ class ClassTable:
 
     @classmethod
     def from_specs(cls, specs: Sequence[ClassSpec]) -> ClassTable:
-        filled = []
-        for spec in sorted(specs, key=lambda c: c.id):
-            color = spec.color or PALETTE[spec.id % len(PALETTE)]
-            filled.append(spec.model_copy(update={"color": color}))
-        return cls(tuple(filled))
+        """Classes in id order; a class without a colour gets the colour its name suggests (water blue, ...)
+        or the next palette colour not taken (`geo.class_raster.fill_colors`); given colours are kept."""
+        ordered = sorted(specs, key=lambda c: c.id)
+        colors = fill_colors([(spec.name, spec.color) for spec in ordered])
+        return cls(tuple(spec.model_copy(update={"color": c}) for spec, c in zip(ordered, colors)))
 
     def __len__(self) -> int:
         return len(self.classes)

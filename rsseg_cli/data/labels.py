@@ -67,11 +67,9 @@ class RasterLabels:
                 raise UserError(
                     f"The label raster {path} has {src.count} bands; it must have one band of class values."
                 )
-            if np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
-                raise UserError(
-                    f"The label raster {path} holds {src.dtypes[0]} values; class labels must be integers. "
-                    "Convert it, e.g. gdal_translate -ot Byte."
-                )
+            # Float class maps (R, ArcGIS, classifiers) are read as integers if every value is whole.
+            self.floating = bool(np.issubdtype(np.dtype(src.dtypes[0]), np.floating))
+            self.dtype = src.dtypes[0]
             crs = src.crs if src.crs is not None and scene.crs is not None else None
             self.reproject = not same_grid(scene, crs, src.transform, (src.height, src.width))
             if self.reproject and not cfg.reproject:
@@ -94,8 +92,11 @@ class RasterLabels:
         self.value_map: ValueMap | None = None
 
     def value_counts(self) -> Counter:
-        """Pixel count per label value over the whole raster, read in strips of about 4 M pixels."""
+        """Pixel count per label value over the whole raster, read in strips of about 4 M pixels. Float
+        values must be whole numbers (checked per strip); they are counted as integers."""
         counts: Counter = Counter()
+        fractional: set[float] = set()
+        n_fractional = 0
         with rasterio.open(self.path) as src:
             small = src.dtypes[0] in ("uint8", "uint16")
             totals = np.zeros(256 if src.dtypes[0] == "uint8" else 65536, np.int64) if small else None
@@ -106,12 +107,37 @@ class RasterLabels:
                 valid = src.read_masks(1, window=win) > 0
                 if totals is not None:
                     totals += np.bincount(values[valid], minlength=len(totals))
-                else:
-                    vals, n = np.unique(values[valid], return_counts=True)
-                    counts.update(dict(zip(vals.tolist(), n.tolist())))
+                    continue
+                values = values[valid]
+                if self.floating:
+                    values = values[np.isfinite(values)]  # NaN is no label, like nodata
+                    whole = values == np.floor(values)
+                    if not whole.all():
+                        odd = values[~whole]
+                        n_fractional += odd.size
+                        if len(fractional) < 5:
+                            fractional.update(np.unique(odd)[:5].tolist())
+                        values = values[whole]
+                    values = values.astype(np.int64)
+                vals, n = np.unique(values, return_counts=True)
+                counts.update(dict(zip(vals.tolist(), n.tolist())))
             if totals is not None:
                 present = np.flatnonzero(totals)
                 counts.update(dict(zip(present.tolist(), totals[present].tolist())))
+        if n_fractional:
+            shown = ", ".join(f"{v:g}" for v in sorted(fractional)[:5])
+            raise UserError(
+                f"The label raster {self.path} holds {self.dtype} values that are not whole numbers "
+                f"({n_fractional:,} pixels, e.g. {shown}); class labels must be integers. A float class map "
+                "is accepted when every value is whole; round or reclassify it (e.g. gdal_calc.py), or set "
+                "those pixels to its nodata value."
+            )
+        if self.floating:
+            log.info(
+                "the label raster %s holds %s values, all whole numbers: read as integer class values.",
+                self.path,
+                self.dtype,
+            )
         return counts
 
     def inferred_classes(self, counts: Counter) -> list[ClassSpec]:
@@ -159,6 +185,9 @@ class _RasterLabelReader:
             return out
         values = self.ds.read(1, window=inner)
         valid = self.ds.read_masks(1, window=inner) > 0
+        if self.source.floating:  # whole numbers (checked by value_counts); NaN is no label
+            valid &= np.isfinite(values)
+            values = np.where(valid, values, 0).astype(np.int64)
         assert self.source.value_map is not None
         ids = self.source.value_map(values)
         ids[~valid] = IGNORE_INDEX
@@ -239,8 +268,11 @@ class VectorLabels:
         self.field = field
         frame = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
         frame = frame[frame[field].notna()]
+        source_crs, source_bounds = frame.crs, frame.total_bounds
         frame = frame.to_crs(scene.crs)
         frame["geometry"] = frame.geometry.make_valid()
+        if len(frame):
+            _check_overlap(path, frame.total_bounds, source_bounds, source_crs, scene)
         self.frame = frame
         self.shapes: list | None = None
 
@@ -324,6 +356,31 @@ class _VectorLabelReader:
 
     def close(self) -> None:
         pass
+
+
+def _bounds_text(bounds) -> str:
+    x0, y0, x1, y1 = (float(v) for v in bounds)
+    return f"({x0:.6g}, {y0:.6g}) - ({x1:.6g}, {y1:.6g})"
+
+
+def _check_overlap(path: Path, bounds, source_bounds, source_crs, scene: SceneInfo) -> None:
+    """Vector labels whose extent (in the scene CRS) misses the scene's extent would label nothing."""
+    from rasterio.transform import array_bounds
+
+    west, south, east, north = array_bounds(scene.height, scene.width, scene.transform)
+    x0, y0, x1, y1 = (float(v) for v in bounds)
+    finite = all(np.isfinite(v) for v in (x0, y0, x1, y1))
+    if finite and x0 < east and x1 > west and y0 < north and y1 > south:
+        return
+    in_scene_crs = (
+        f"{_bounds_text(bounds)} in the scene's CRS" if finite else "outside the area the scene's CRS covers"
+    )
+    raise UserError(
+        f"The vector labels {path} do not overlap {scene.path}, so they would label nothing: labels extent "
+        f"{_bounds_text(source_bounds)} in {_crs_name(source_crs)} ({in_scene_crs}); scene extent "
+        f"{_bounds_text((west, south, east, north))} in {_crs_name(scene.crs)}. Check that the labels belong "
+        "to this scene and that both files declare the right CRS (a wrong CRS shifts the labels away)."
+    )
 
 
 def _natural_key(v: str) -> tuple:

@@ -45,10 +45,55 @@ _MASK_HINT = (
 )
 
 
-def default_report_dir(pred: Path) -> Path:
-    """``<mask stem>_eval/`` next to the prediction."""
-    pred = Path(pred)
-    return pred.with_name(f"{pred.stem}_eval")
+REPORT_FILES = ("metrics.json", "confusion_matrix.csv", "confusion_matrix.png")
+
+
+def _holds_report(folder: Path) -> bool:
+    return any((folder / name).exists() for name in REPORT_FILES)
+
+
+def _report_of(folder: Path) -> tuple[Path, Path] | None:
+    """The (prediction, labels) a report folder was written for, resolved; None when unknown."""
+    try:
+        doc = json.loads((folder / "metrics.json").read_text())
+        return Path(doc["pred"]).resolve(), Path(doc["labels"]).resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def default_report_dir(pred: Path, labels: Path) -> Path:
+    """``<mask stem>_vs_<labels stem>/`` next to the prediction: one folder per label source. A folder that
+    holds the report of other labels (another file with the same stem) is never reused: ``_2``, ``_3``...
+    are tried in turn; the folder of the same mask and labels is reused (the report is refreshed)."""
+    pred, labels = Path(pred), Path(labels)
+    base = pred.with_name(f"{pred.stem}_vs_{labels.stem}")
+    same = (pred.resolve(), labels.resolve())
+    for n in range(1, 1000):
+        folder = base if n == 1 else base.with_name(f"{base.name}_{n}")
+        if not folder.exists() or (folder.is_dir() and not _holds_report(folder)):
+            return folder
+        if folder.is_dir() and _report_of(folder) == same:
+            return folder
+    raise UserError(f"Too many report folders named {base}_N; pass --out DIR.")
+
+
+def report_dir(pred: Path, labels: Path, out: Path | None, overwrite: bool) -> Path:
+    """Where the report goes: `out` (refused if it holds a report, unless `overwrite`), else the default."""
+    if out is None:
+        return default_report_dir(pred, labels)
+    check_report_out(Path(out), overwrite)
+    return Path(out)
+
+
+def check_report_out(out: Path, overwrite: bool) -> None:
+    """An explicit report folder (--out) must not hold a report already, unless ``overwrite``."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; the report is a folder. Choose a folder with --out.")
+    if out.is_dir() and _holds_report(out) and not overwrite:
+        raise UserError(
+            f"--out {out} already holds an evaluation report. Pass --overwrite to replace it, or choose "
+            "another --out."
+        )
 
 
 def _prediction_classes(pred: Path) -> tuple[list[dict], np.ndarray]:
@@ -159,9 +204,11 @@ def evaluate_scene(
     out: Path | None = None,
     as_json: bool = False,
     window: int = DEFAULT_WINDOW,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Metrics of a predicted class mask against labels over the whole scene; writes the report into ``out``
-    (default ``<mask stem>_eval/`` next to the mask), prints the table (and the JSON with ``as_json``)."""
+    (refused if it holds a report, unless ``overwrite``; default ``<mask stem>_vs_<labels stem>/`` next to
+    the mask), prints the table (and the JSON with ``as_json``)."""
     from rsseg_cli.evaluation.confusion import ConfusionMatrix
     from rsseg_cli.evaluation.metrics import compute_metrics
     from rsseg_cli.evaluation.report import print_metrics, write_report
@@ -171,6 +218,7 @@ def evaluate_scene(
     if window < 1:
         raise ValueError(f"window must be positive, got {window}")
     raw_table, lut = _prediction_classes(pred)
+    out = report_dir(pred, labels, out, overwrite)
     table = _class_table(raw_table, pred)
     names = table.names
     k = len(names)
@@ -248,7 +296,6 @@ def evaluate_scene(
             "overlap the prediction."
         )
 
-    out = Path(out) if out is not None else default_report_dir(pred)
     colors = [c.color for c in table.classes]
     paths = write_report(out, metrics, cm.matrix, names, colors, title=f"{pred.name} vs {labels.name}")
     print_metrics(metrics, title=f"{pred} vs {labels} ({metrics['pixels']:,} px)")

@@ -188,13 +188,35 @@ def read_window(
     return data, valid
 
 
+def same_crs(a: CRS | None, b: CRS | None) -> bool:
+    """Whether two CRSs are the same coordinate system however they are written (an EPSG code, its WKT
+    without the code, a PROJ string; axis order aside). Two missing CRSs are the same (pixel space)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if a == b:
+        return True
+    try:
+        from pyproj import CRS as ProjCRS
+
+        return ProjCRS.from_wkt(a.to_wkt()).equals(ProjCRS.from_wkt(b.to_wkt()), ignore_axis_order=True)
+    except Exception:  # a CRS pyproj cannot parse is not provably the same
+        return False
+
+
+GRID_TOLERANCE_PX = 1e-3  # corners closer than this share of a pixel are the same place
+
+
 def same_grid(a: SceneInfo, b_crs: CRS | None, b_transform: Affine, b_shape: tuple[int, int]) -> bool:
+    """Whether a raster of shape `b_shape` on (`b_crs`, `b_transform`) has the pixels of scene `a`: the same
+    CRS (compared semantically) and every corner within GRID_TOLERANCE_PX of a pixel."""
     if (a.height, a.width) != tuple(b_shape):
         return False
-    if (a.crs is None) != (b_crs is None) or (a.crs is not None and a.crs != b_crs):
+    if not same_crs(a.crs, b_crs):
         return False
-    tol = 1e-6 * max(a.res)
-    return all(abs(x - y) <= tol for x, y in zip(a.transform[:6], b_transform[:6]))
+    tol = GRID_TOLERANCE_PX * min(abs(r) for r in a.res)
+    full = Window(0, 0, a.width, a.height)
+    corners = zip(window_footprint(a.transform, full), window_footprint(b_transform, full))
+    return all(math.hypot(xa - xb, ya - yb) <= tol for (xa, ya), (xb, yb) in corners)
 
 
 def window_footprint(transform: Affine, window: Window) -> list[tuple[float, float]]:

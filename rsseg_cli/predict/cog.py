@@ -2,7 +2,10 @@
 
 GDAL's COG driver builds the overviews and the COG layout (IFDs first, then tiles ordered by overview) from
 a finished file, reading it block by block within GDAL's cache, so memory does not grow with the scene. It
-keeps the colormap, the nodata value, the internal mask, band descriptions and metadata tags.
+keeps the colormap, the nodata value, the internal mask, band descriptions, scales/offsets and metadata tags.
+A PAM sidecar (.aux.xml) of the staging file, if there were one, would be copied beside `dest` (GDAL 3.10 keeps
+category names and attribute tables only there): the class-name sidecar of a mask is written by
+`geo.class_raster.write_class_sidecar` for the final name instead.
 """
 
 from __future__ import annotations

@@ -57,7 +57,12 @@ def _is_folder(path: Path) -> bool:
 
 
 def plan_jobs(
-    scenes: list[Path], out: Path, probs: Path | None, vector: Path | None, quicklook: Path | None = None
+    scenes: list[Path],
+    out: Path,
+    probs: Path | None,
+    vector: Path | None,
+    quicklook: Path | None = None,
+    overwrite: bool = False,
 ) -> list[SceneJob]:
     many = len(scenes) > 1
     if many and not _is_folder(out):
@@ -107,7 +112,23 @@ def plan_jobs(
                 f"Two outputs of {s} have the same path; give --out, --probs, --vector and --quicklook distinct names."
             )
         jobs.append(job)
+    if not overwrite:
+        _refuse_existing(jobs)
     return jobs
+
+
+def _refuse_existing(jobs: list[SceneJob]) -> None:
+    """Refuse the existing outputs (mask, probs, polygons, quick-look) of every scene in one message."""
+    existing = [p for job in jobs for p in job.outputs if p.exists()]
+    if not existing:
+        return
+    shown = ", ".join(str(p) for p in existing[:5])
+    more = f" and {len(existing) - 5} more" if len(existing) > 5 else ""
+    what = "The output {} already exists" if len(existing) == 1 else "These outputs already exist: {}"
+    raise UserError(
+        f"{what.format(shown)}{more}. Pass --overwrite to replace existing outputs, or choose another --out "
+        "(and --probs, --vector, --quicklook)."
+    )
 
 
 def match_scene(path: Path, ckpt: Checkpoint, bands: list[int | str] | None, pixel_space: bool) -> SceneInfo:

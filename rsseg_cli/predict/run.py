@@ -24,6 +24,7 @@ from rsseg_cli.atomic import atomic_file, partial_name, remove_stale_partials
 from rsseg_cli.config import PredictConfig
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.class_raster import class_sidecar_path, write_class_sidecar
 from rsseg_cli.geo.raster import SceneInfo, read_window
 from rsseg_cli.predict.cog import write_cog
 from rsseg_cli.predict.inputs import SceneJob, expand_scenes, match_scene, plan_jobs
@@ -81,6 +82,8 @@ def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: Pre
     with contextlib.ExitStack() as stack:
         # Final outputs: temp names now, renamed together when the block ends without error.
         mask_tmp = stack.enter_context(atomic_file(job.mask))
+        # The class names for GIS (GDAL category names, attribute table): a sidecar renamed with the mask.
+        mask_aux_tmp = stack.enter_context(atomic_file(class_sidecar_path(job.mask)))
         probs_tmp = stack.enter_context(atomic_file(job.probs)) if job.probs else None
         vector_tmp = stack.enter_context(atomic_file(job.vector)) if job.vector else None
         quicklook_tmp = stack.enter_context(atomic_file(job.quicklook)) if job.quicklook else None
@@ -104,6 +107,7 @@ def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: Pre
             raise
         writer.close()
         write_cog(staging.mask, mask_tmp, "classes", opts.compress)
+        write_class_sidecar(mask_aux_tmp, im.classes)
         if job.probs:
             write_cog(staging.probs, probs_tmp, "continuous", opts.compress)
         polygons = None
@@ -151,17 +155,19 @@ def predict_scenes(
     vector: Path | None = None,
     settings: PredictConfig | None = None,
     quicklook: Path | None = None,
+    overwrite: bool = False,
 ) -> list[SceneResult]:
     """Predict `scenes` (paths or globs) into `out` (a mask file, or a folder for several scenes) with
     `checkpoint` (default: the latest run's best), and the optional outputs; `settings` is the validated
-    `predict` section of the configuration."""
+    `predict` section of the configuration. Existing outputs are refused, before any work, unless
+    `overwrite`."""
     opts = settings if settings is not None else PredictConfig()
     paths = expand_scenes(scenes)
     if not paths:
         raise UserError(
             "No scene was given. Pass one or more GeoTIFFs (or a quoted glob such as 'tiles/*.tif')."
         )
-    jobs = plan_jobs(paths, Path(out), probs, vector, quicklook)
+    jobs = plan_jobs(paths, Path(out), probs, vector, quicklook, overwrite=overwrite)
     path = default_checkpoint(checkpoint)
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from rsseg_cli.geo.class_raster import CONFIDENCE_BAND, MASK_NODATA, write_class_metadata
+from rsseg_cli.geo.class_raster import CONFIDENCE_BAND, MASK_NODATA, PROB_SCALE, write_class_metadata
 from rsseg_cli.geo.raster import SceneInfo
 
 BLOCK = 512
@@ -73,12 +73,15 @@ class PredictionWriter:
             for i, c in enumerate(classes, start=1):
                 self._probs.set_band_description(i, str(c["name"]))
             self._probs.set_band_description(self.num_classes + 1, CONFIDENCE_BAND)
-            self._probs.update_tags(scale="probability = value / 255")
+            # p = value / 255 as GDAL's own scale/offset, which QGIS and rasterio read.
+            self._probs.scales = [PROB_SCALE] * (self.num_classes + 1)
+            self._probs.offsets = [0.0] * (self.num_classes + 1)
         self._conf = None
         self._quantize = paths.probs is not None or paths.confidence is not None
         if paths.confidence is not None:
             self._conf = rasterio.open(paths.confidence, "w", **_profile(scene, 1))
             self._conf.set_band_description(1, CONFIDENCE_BAND)
+            self._conf.scales, self._conf.offsets = [PROB_SCALE], [0.0]
         self._strip: dict | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._error: BaseException | None = None

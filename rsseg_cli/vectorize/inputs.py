@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 from rasterio.crs import CRS
 from rasterio.enums import MaskFlags
+from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 
 from rsseg_cli.errors import UserError
-from rsseg_cli.geo.class_raster import CONFIDENCE_BAND, MASK_NODATA, read_class_table
+from rsseg_cli.geo.class_raster import CONFIDENCE_BAND, MASK_NODATA, PROB_SCALE, read_class_table
 from rsseg_cli.geo.raster import open_raster
 
 INTEGER_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
@@ -164,4 +165,21 @@ def check_probs(info: MaskInfo, probs: Path) -> int:
                 f"The probability raster {probs} holds {src.dtypes[-1]} values; rsseg reads uint8 "
                 "probabilities (round(255 p)) as `rsseg predict --probs` writes."
             )
+        scale, offset = probability_scale(src, src.count)
+        if not (np.isclose(scale, PROB_SCALE, rtol=1e-6) and offset == 0):
+            raise UserError(
+                f"The confidence band of the probability raster {probs} has the GDAL scale {scale:g} and "
+                f"offset {offset:g}; rsseg reads uint8 probabilities with scale 1/255 and offset 0 "
+                "(p = value / 255), as `rsseg predict --probs` writes."
+            )
         return src.count
+
+
+def probability_scale(src: DatasetReader, band: int) -> tuple[float, float]:
+    """(scale, offset) with p = value * scale + offset for a band of a probability raster. Files of rsseg
+    0.1.0 carry no scale (GDAL reports 1, offset 0): theirs is 1/255 too."""
+    scale = float(src.scales[band - 1]) if src.scales else 1.0
+    offset = float(src.offsets[band - 1]) if src.offsets else 0.0
+    if scale == 1.0 and offset == 0.0:
+        return PROB_SCALE, 0.0
+    return scale, offset

@@ -52,7 +52,9 @@ def test_scene_mode_takes_its_settings_from_the_config(cli, scene, chips, tmp_pa
     r = cli("evaluate", "--pred", "m.tif", "--labels", "l.gpkg", "--config", f, "--json")
     assert r.code == 0, r.err
     assert scene.args == (Path("m.tif"), Path("l.gpkg"))
-    assert scene.kwargs == dict(label_field="kind", reproject=False, all_touched=True, out=None, as_json=True)
+    assert scene.kwargs == dict(
+        label_field="kind", reproject=False, all_touched=True, out=None, as_json=True, overwrite=False
+    )
     r = cli("evaluate", "--pred", "m.tif", "--labels", "l.tif", "--reproject-labels", "--label-field", "c")
     assert r.code == 0, r.err
     assert scene.calls[1][1]["reproject"] is True and scene.calls[1][1]["label_field"] == "c"
@@ -79,3 +81,13 @@ def test_mixing_modes_is_refused_when_parsed(cli, chips, scene, args, needles):
 
 def test_no_scene_flag_off_is_not_a_mistake(cli, chips):
     assert cli("evaluate", "--no-all-touched").code == 0
+
+
+def test_chip_mode_out_holding_a_report_needs_overwrite(cli, chips, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "metrics.json").write_text("{}")
+    r = cli("evaluate", "--out", out)
+    assert_user_error(r, str(out), "already holds an evaluation report", "--overwrite")
+    assert not chips.calls
+    assert cli("evaluate", "--out", out, "--overwrite").code == 0 and len(chips.calls) == 1

@@ -96,3 +96,48 @@ def test_help_has_no_type_tags_and_hides_deprecated_spellings(cli):
     assert "--all-touched / --no-all-touched" in r.out and "--overlap-px" in r.out
     assert "--overlap " not in r.out.replace("--overlap-px", "")
     assert "[default: 512]" in r.out  # the schema's default, shown although the flag defaults to "not given"
+
+
+def test_config_files_are_deep_merged_in_order_then_set_then_flags(cli, tile_spy, tmp_path):
+    base, site = tmp_path / "base.yaml", tmp_path / "site.yaml"
+    base.write_text(
+        "seed: 3\ntile:\n  chip_size: 128\n  edge: snap\n  labels:\n    field: kind\n    all_touched: true\n"
+    )
+    site.write_text("tile:\n  chip_size: 96\n  labels:\n    field: lc\n")
+    r = cli("tile", "s.tif", "--config", base, "-c", site)
+    assert r.code == 0, r.err
+    cfg = tile_spy.calls[-1][0][3]
+    # site overrides what it names, base keeps the rest (a deep merge, not a replacement of `tile:`)
+    assert (cfg.tile.chip_size, cfg.tile.edge, cfg.seed) == (96, "snap", 3)
+    assert (cfg.tile.labels.field, cfg.tile.labels.all_touched) == ("lc", True)
+    r = cli("tile", "s.tif", "--config", site, "--config", base)  # the order matters
+    assert r.code == 0, r.err
+    assert (tile_spy.calls[-1][0][3].tile.chip_size, tile_spy.calls[-1][0][3].tile.labels.field) == (
+        128,
+        "kind",
+    )
+    r = cli("tile", "s.tif", "-c", base, "-c", site, "--set", "tile.chip_size=64", "--edge", "pad")
+    assert r.code == 0, r.err
+    assert (tile_spy.calls[-1][0][3].tile.chip_size, tile_spy.calls[-1][0][3].tile.edge) == (64, "pad")
+    r = cli("tile", "s.tif", "-c", base, "-c", tmp_path / "missing.yaml")
+    assert_user_error(r, "missing.yaml does not exist")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train"],
+        ["evaluate"],
+        ["predict", "s.tif", "--out", "m.tif"],
+        ["vectorize", "m.tif"],
+    ],
+)
+def test_every_command_with_config_takes_several_files(cli, tmp_path, monkeypatch, command):
+    """Each --config file is read (an invalid value in the second one is reported with that file's name)."""
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("seed: 1\n")
+    bad.write_text("tile:\n  chip_size: big\n")
+    r = cli(*command, "--config", good, "--config", bad)
+    assert_user_error(r, "tile.chip_size", str(bad))
+    r = cli(*command, "--config", bad, "--config", good)
+    assert_user_error(r, "tile.chip_size")

@@ -124,3 +124,95 @@ def test_ignore_values_become_ignore_index(tmp_path):
     assert [c["value"] for c in meta["classes"]] == [1, 2]  # ids 0, 1 from values 1, 2
     mask = only_label(tmp_path / "data")
     assert (mask[:, :10] == 255).all() and (mask[:, 10:40] == 0).all() and (mask[:, 40:] == 1).all()
+
+
+def test_vector_labels_that_miss_the_scene_are_an_error_naming_both_extents(scene, tmp_path, cli):
+    far = [box(X0 + 50000, Y0 - 500, X0 + 50500, Y0 - 100)]  # 50 km east of the 128 m scene
+    gpd.GeoDataFrame({"class": ["water"]}, geometry=far, crs="EPSG:32633").to_crs("EPSG:4326").to_file(
+        tmp_path / "far.gpkg"
+    )
+    r = cli(
+        "tile", scene, "--labels", tmp_path / "far.gpkg", "--out", tmp_path / "data", "--chip-size", "128"
+    )
+    assert r.code == 2, r.err
+    text = " ".join(r.err.split())
+    assert "do not overlap" in text and "far.gpkg" in text and "Traceback" not in text
+    assert "EPSG:4326" in text and "EPSG:32633" in text  # both CRSs
+    assert "(500000, 5.49987e+06) - (500128, 5.5e+06)" in text  # the scene's extent
+    assert "(550000" in text  # the labels' extent in the scene's CRS
+    assert not (tmp_path / "data").exists()
+    # Touching polygons are labels: one that overlaps by a few metres is enough.
+    near = [box(X0 + 120, Y0 - 20, X0 + 500, Y0 - 10)]
+    gpd.GeoDataFrame({"class": ["water"]}, geometry=near, crs="EPSG:32633").to_file(tmp_path / "near.gpkg")
+    assert cli("tile", scene, "--labels", tmp_path / "near.gpkg", "--out", tmp_path / "d2",
+               "--chip-size", "128").code == 0  # fmt: skip
+
+
+def write_float_labels(path, classes, nodata_mask, **kw):
+    data = classes.astype(np.float32)
+    data[nodata_mask] = -99999.0
+    return write_raster(path, data, nodata=-99999.0, **kw)
+
+
+def test_float_label_raster_of_whole_numbers_is_read_as_integers(tmp_path, cli):
+    scene = write_raster(tmp_path / "scene.tif", np.full((2, 128, 128), 50, np.uint16))
+    classes = (np.mgrid[0:128, 0:128][1] // 43).astype(np.uint8)  # 0, 1, 2 in column bands
+    hole = np.zeros((128, 128), bool)
+    hole[:10, :10] = True
+    labels = write_float_labels(tmp_path / "labels.tif", classes, hole)
+    r = cli("tile", scene, "--labels", labels, "--out", tmp_path / "data", "--chip-size", "128",
+            "--set", "tile.split.fractions={train: 1.0}", "--set", CLASSES)  # fmt: skip
+    assert r.code == 0, r.err
+    assert "read as integer" in " ".join(r.err.split())
+    mask = only_label(tmp_path / "data")
+    expected = classes.copy()
+    expected[hole] = 255
+    assert (mask == expected).all()
+
+
+def test_float_label_raster_with_fractions_is_refused_listing_them(tmp_path, cli):
+    scene = write_raster(tmp_path / "scene.tif", np.full((2, 128, 128), 50, np.uint16))
+    classes = np.zeros((128, 128), np.float32)
+    classes[5, 5], classes[6, 6], classes[100:, :] = 1.5, 2.25, 0.5
+    labels = write_float_labels(tmp_path / "labels.tif", classes, np.zeros((128, 128), bool))
+    r = cli("tile", scene, "--labels", labels, "--out", tmp_path / "data", "--chip-size", "128")
+    assert r.code == 2, r.err
+    text = " ".join(r.err.split())
+    assert "not whole numbers" in text and "0.5, 1.5, 2.25" in text and "float32" in text
+    assert f"{28 * 128 + 2:,} pixels" in text and "Traceback" not in text
+    assert not (tmp_path / "data").exists()
+
+
+def test_labels_in_an_equivalent_crs_on_the_same_grid_need_no_reprojection(tmp_path, cli):
+    import pyproj
+
+    scene = write_raster(tmp_path / "scene.tif", np.full((2, 128, 128), 50, np.uint16))
+    doc = pyproj.CRS.from_epsg(32633).to_json_dict()
+    doc.pop("id")
+    no_code = pyproj.CRS.from_json_dict(doc).to_wkt()
+    assert "32633" not in no_code
+    classes = (np.mgrid[0:128, 0:128][0] // 43).astype(np.uint8)
+    # The same grid written in another CRS spelling, with an origin off by a rounding error.
+    tf = from_origin(X0 + 1e-7, Y0 - 1e-7, 1.0, 1.0)
+    labels = write_raster(tmp_path / "labels.tif", classes, crs=no_code, transform=tf, nodata=255)
+    r = cli("tile", scene, "--labels", labels, "--out", tmp_path / "data", "--chip-size", "128",
+            "--set", "tile.split.fractions={train: 1.0}", "--set", CLASSES)  # fmt: skip
+    assert r.code == 0, r.err
+    assert (only_label(tmp_path / "data") == classes).all()
+    # Half a pixel off is another grid.
+    shifted = write_raster(
+        tmp_path / "shifted.tif", classes, crs=no_code, transform=from_origin(X0 + 0.5, Y0, 1, 1)
+    )
+    r = cli("tile", scene, "--labels", shifted, "--out", tmp_path / "d2", "--chip-size", "128")
+    assert r.code == 2 and "not on the grid" in r.err
+
+
+def test_same_crs_compares_meaning_not_spelling():
+    from rasterio.crs import CRS
+
+    from rsseg_cli.geo.raster import same_crs
+
+    utm = CRS.from_epsg(32633)
+    assert same_crs(utm, CRS.from_proj4("+proj=utm +zone=33 +datum=WGS84 +units=m +no_defs"))
+    assert same_crs(CRS.from_epsg(4326), CRS.from_string("OGC:CRS84"))  # axis order aside
+    assert not same_crs(utm, CRS.from_epsg(32634)) and not same_crs(utm, None) and same_crs(None, None)

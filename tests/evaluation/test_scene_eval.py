@@ -199,7 +199,7 @@ def test_cli_end_to_end_writes_the_report_and_json(cli, pair):
     mask, labels, pred, truth = pair
     r = cli("evaluate", "--pred", mask, "--labels", labels, "--json")
     assert r.code == 0, r.err
-    out = mask.parent / "mask_eval"
+    out = mask.parent / "mask_vs_labels"
     assert {p.name for p in out.iterdir()} == REPORT
     doc = json.loads(r.out)
     assert doc["pixels"] == brute_force(pred, truth).sum()
@@ -249,7 +249,7 @@ def test_cli_refuses_pred_mixed_with_chip_options(cli, pair, args, words):
     r = cli("evaluate", "--pred", mask, "--labels", labels, *args)
     assert r.code == 2
     assert words in r.err and "do not apply with --pred" in r.err
-    assert not (mask.parent / "mask_eval").exists()
+    assert not (mask.parent / "mask_vs_labels").exists()
 
 
 def test_cli_scene_options_need_pred_and_pred_needs_labels(cli, pair):
@@ -282,3 +282,72 @@ def test_all_touched_burns_every_touched_pixel(tmp_path):
     centre = evaluate_scene(mask, tmp_path / "l.gpkg", out=tmp_path / "a")
     touched = evaluate_scene(mask, tmp_path / "l.gpkg", all_touched=True, out=tmp_path / "b")
     assert (centre["pixels"], touched["pixels"]) == (4, 16)
+
+
+def test_each_label_source_gets_its_own_default_report_folder(cli, pair, tmp_path):
+    mask, labels, _, truth = pair
+    other = write_raster(tmp_path / "survey.tif", np.where(truth == 255, 255, 0).astype(np.uint8),
+                         transform=TRANSFORM, nodata=255)  # fmt: skip
+    (tmp_path / "b").mkdir()
+    same_stem = write_raster(tmp_path / "b" / "labels.tif", truth, transform=TRANSFORM, nodata=255)
+    for source in (labels, other, same_stem, labels):  # the same pair again refreshes its own report
+        r = cli("evaluate", "--pred", mask, "--labels", source, "--json")
+        assert r.code == 0, r.err
+    folders = {p.name: json.loads((p / "metrics.json").read_text()) for p in tmp_path.glob("mask_vs_*")}
+    assert sorted(folders) == ["mask_vs_labels", "mask_vs_labels_2", "mask_vs_survey"]
+    assert folders["mask_vs_labels"]["labels"] == str(labels)
+    assert folders["mask_vs_labels_2"]["labels"] == str(same_stem)
+    assert folders["mask_vs_survey"]["labels"] == str(other)
+    assert folders["mask_vs_survey"]["overall_accuracy"] != folders["mask_vs_labels"]["overall_accuracy"]
+
+
+def test_an_explicit_out_holding_a_report_needs_overwrite(cli, pair, tmp_path):
+    mask, labels, _, _ = pair
+    out = tmp_path / "rep"
+    out.mkdir()
+    assert cli("evaluate", "--pred", mask, "--labels", labels, "--out", out).code == 0  # empty folder: fine
+    before = (out / "metrics.json").read_bytes()
+    r = cli("evaluate", "--pred", mask, "--labels", labels, "--out", out)
+    assert r.code == 2
+    text = " ".join(r.err.split())
+    assert str(out) in text and "--overwrite" in text and "Traceback" not in text
+    assert (out / "metrics.json").read_bytes() == before
+    r = cli("evaluate", "--pred", mask, "--labels", labels, "--out", out, "--overwrite")
+    assert r.code == 0, r.err
+    r = cli("evaluate", "--pred", mask, "--labels", labels, "--out", mask)
+    assert r.code == 2 and "is a file" in r.err
+
+
+def test_vector_labels_off_the_prediction_are_refused_naming_both_extents(cli, tmp_path):
+    gpd = pytest.importorskip("geopandas")
+    from shapely.geometry import box
+
+    mask = write_mask(tmp_path / "mask.tif", np.zeros((20, 20), np.uint8))
+    x0, y0 = ORIGIN
+    far = box(x0 - 5000, y0 - 50, x0 - 4000, y0)  # 4 km west of the 200 m prediction
+    gpd.GeoDataFrame({"class": ["water"]}, geometry=[far], crs=UTM).to_crs("EPSG:3857").to_file(
+        tmp_path / "l.gpkg"
+    )
+    r = cli("evaluate", "--pred", mask, "--labels", tmp_path / "l.gpkg")
+    assert r.code == 2, r.err
+    text = " ".join(r.err.split())
+    assert "do not overlap" in text and "EPSG:3857" in text and "EPSG:32633" in text
+    assert "(500000, 5.4998e+06) - (500200, 5.5e+06)" in text and "Traceback" not in text
+    assert not list(tmp_path.glob("mask_vs_*"))
+
+
+def test_float_label_rasters_of_whole_numbers_are_scored_and_fractions_refused(cli, pair, tmp_path):
+    mask, _, pred, truth = pair
+    floats = truth.astype(np.float32)
+    floats[truth == 255] = -99999.0
+    labels = write_raster(tmp_path / "float_labels.tif", floats, transform=TRANSFORM, nodata=-99999.0)
+    r = cli("evaluate", "--pred", mask, "--labels", labels, "--json")
+    assert r.code == 0, r.err
+    assert "read as integer" in " ".join(r.err.split())
+    assert json.loads(r.out)["pixels"] == brute_force(pred, truth).sum()
+    m = json.loads((tmp_path / "mask_vs_float_labels" / "metrics.json").read_text())["confusion_matrix"]
+    assert m == brute_force(pred, truth).tolist()
+    floats[3, 4] = 0.75
+    labels = write_raster(tmp_path / "odd_labels.tif", floats, transform=TRANSFORM, nodata=-99999.0)
+    r = cli("evaluate", "--pred", mask, "--labels", labels)
+    assert r.code == 2 and "not whole numbers" in r.err and "0.75" in r.err

@@ -77,6 +77,8 @@ def test_mask_is_a_cog_with_georeferencing_colormap_class_names_and_probs(tmp_pa
     assert set(np.unique(overview)) <= {0, 1, 2}  # mode overviews never invent values
     with rasterio.open(tmp_path / "out" / "probs.tif") as p:
         assert p.descriptions == ("water", "forest", "building", "confidence")
+        # p = value / 255 as GDAL's scale and offset (QGIS shows probabilities), not a custom tag
+        assert p.scales == (1 / 255,) * 4 and p.offsets == (0.0,) * 4 and "scale" not in p.tags()
         assert p.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and p.overviews(1) == [2]
         probs = p.read()
     # uint8 probabilities sum to ~255, the confidence band is the largest, and the mask is the argmax.
@@ -85,7 +87,16 @@ def test_mask_is_a_cog_with_georeferencing_colormap_class_names_and_probs(tmp_pa
     agree = probs[:3].argmax(0) == mask
     ties = np.sort(probs[:3], axis=0)[-1] == np.sort(probs[:3], axis=0)[-2]
     assert (agree | ties).all()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["mask.tif", "probs.tif"]  # no leftovers
+    # the class names GIS software reads: GDAL category names and RAT in the mask's PAM sidecar
+    from tests.geo.test_class_raster import parse_sidecar
+
+    cats, _, rows = parse_sidecar((tmp_path / "out" / "mask.tif.aux.xml").read_text())
+    assert cats == ["water", "forest", "building"] and [r[1] for r in rows] == cats
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "mask.tif",
+        "mask.tif.aux.xml",
+        "probs.tif",
+    ]
 
 
 def test_windows_without_overlap_equal_the_model_on_each_window(tmp_path, cli, checkpoint):
@@ -196,7 +207,8 @@ def test_several_scenes_and_globs_into_a_folder(tmp_path, cli, checkpoint):
     r = cli("predict", str(tmp_path / "in" / "*.tif"), tmp_path / "in" / "a.tif", "--out", tmp_path / "preds",
             "--checkpoint", checkpoint, "--probs", tmp_path / "probs")  # fmt: skip
     assert r.code == 0, r.err
-    assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == ["a.tif", "b.tif", "c.tif"]  # a once
+    masks = sorted(p.name for p in (tmp_path / "preds").iterdir())
+    assert masks == ["a.tif", "a.tif.aux.xml", "b.tif", "b.tif.aux.xml", "c.tif", "c.tif.aux.xml"]  # a once
     assert sorted(p.name for p in (tmp_path / "probs").iterdir()) == [
         "a_probs.tif",
         "b_probs.tif",
@@ -338,3 +350,38 @@ def test_vector_geojson_is_wgs84_and_bad_class_selection_stops_before_inference(
             tmp_path / "p2.gpkg", "--classes", "lava")  # fmt: skip
     assert r.code == 2 and "lava" in r.err and "predict scene" not in r.err
     assert not (tmp_path / "m2.tif").exists()
+
+
+@pytest.mark.parametrize("which", ["mask", "probs", "vector", "quicklook"])
+def test_an_existing_output_is_refused_before_any_work(tmp_path, cli, checkpoint, monkeypatch, which):
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        write_raster(tmp_path / "in" / f"{name}.tif", scene_data(40, 40))
+    args = ["--out", tmp_path / "preds", "--checkpoint", checkpoint, "--probs", tmp_path / "probs",
+            "--vector", tmp_path / "vec", "--quicklook", tmp_path / "ql"]  # fmt: skip
+    existing = {
+        "mask": tmp_path / "preds" / "b.tif",
+        "probs": tmp_path / "probs" / "b_probs.tif",
+        "vector": tmp_path / "vec" / "b.gpkg",
+        "quicklook": tmp_path / "ql" / "b_quicklook.png",
+    }[which]
+    existing.parent.mkdir()
+    existing.write_bytes(b"an earlier result")
+
+    import rsseg_cli.predict.run as run_module
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "load_inference_model", no_model)
+        r = cli("predict", str(tmp_path / "in" / "*.tif"), *args)
+    assert r.code == 2, r.err
+    text = " ".join(r.err.split())
+    assert str(existing) in text and "--overwrite" in text and "Traceback" not in text
+    assert existing.read_bytes() == b"an earlier result"
+    assert not (tmp_path / "preds" / "a.tif").exists()  # the first scene was not predicted either
+
+    r = cli("predict", str(tmp_path / "in" / "*.tif"), *args, "--overwrite")
+    assert r.code == 0, r.err
+    assert existing.read_bytes() != b"an earlier result" and (tmp_path / "preds" / "a.tif").exists()

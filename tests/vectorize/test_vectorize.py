@@ -9,6 +9,7 @@ import numpy as np
 import pyogrio
 import pyproj
 import pytest
+import rasterio
 import shapely
 from rasterio import features
 from rasterio.crs import CRS
@@ -515,3 +516,29 @@ def caplog_rsseg():
     yield handler
     logger.removeHandler(handler)
     logger.setLevel(level)
+
+
+def test_mean_prob_same_for_scaled_and_unscaled_probabilities(tmp_path):
+    """predict writes GDAL scale 1/255 on its probabilities; rsseg 0.1.0 wrote none: both mean value / 255."""
+    m = snake()
+    conf = np.random.default_rng(3).integers(0, 256, m.shape).astype(np.uint8)
+    mask = write_mask(tmp_path / "mask.tif", m)
+    old = write_probs(tmp_path / "old.tif", conf)
+    new = write_probs(tmp_path / "new.tif", conf)
+    with rasterio.open(new, "r+") as dst:
+        dst.scales, dst.offsets = [1 / 255] * dst.count, [0.0] * dst.count
+    run(mask, tmp_path / "old.gpkg", probs=old, window=64)
+    run(mask, tmp_path / "new.gpkg", probs=new, window=64)
+    a, b = read(tmp_path / "old.gpkg"), read(tmp_path / "new.gpkg")
+    np.testing.assert_array_equal(a.mean_prob, b.mean_prob)
+    assert a.mean_prob.between(0, 1).all()
+
+
+def test_probabilities_with_another_scale_are_refused(tmp_path):
+    m = snake()
+    mask = write_mask(tmp_path / "mask.tif", m)
+    probs = write_probs(tmp_path / "probs.tif", np.full(m.shape, 9, np.uint8))
+    with rasterio.open(probs, "r+") as dst:
+        dst.scales = [0.01] * dst.count
+    with pytest.raises(UserError, match=r"scale 0\.01"):
+        run(mask, tmp_path / "out.gpkg", probs=probs, window=64)
