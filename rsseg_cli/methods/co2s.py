@@ -165,17 +165,9 @@ class Co2S(Method):
     def model_spec(self, base: ModelSpec) -> ModelSpec:
         """Both students side by side (the configured backbone and head do not apply), with the concepts
         from which the CLIP student's text queries are encoded when the model is built."""
-        spec = base.model_copy(
-            update=dict(
-                backbone=None,
-                backbone_kwargs={},
-                taps=None,
-                head=None,
-                head_features=None,
-                head_channels=None,
-            )
-        )
-        return spec.with_parts("co2s", students=self.students, concepts=self.concepts)
+        from rsseg_cli.models.co2s import co2s_spec
+
+        return co2s_spec(base, self.students, self.concepts)
 
     def model_weights(self, weights: str) -> dict[str, str]:
         return dict(self.weights)

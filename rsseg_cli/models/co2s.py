@@ -112,6 +112,14 @@ def text_queries(student: dict[str, Any], weights: str, concepts: list[list[str]
     return encode_class_queries(text_model, student["backbone"], concepts)
 
 
+def co2s_spec(base: ModelSpec, students: dict[str, dict[str, Any]], concepts: list[list[str]]) -> ModelSpec:
+    """A co2s spec from a configured one: the two students replace the single backbone and head."""
+    single = dict(
+        backbone=None, backbone_kwargs={}, taps=None, head=None, head_features=None, head_channels=None
+    )
+    return base.model_copy(update=single).with_parts("co2s", students=students, concepts=concepts)
+
+
 def build(spec: ModelSpec, weights: WeightsArg) -> Co2SModel:
     """The 'co2s' architecture: both students with their pretrained weights (loaded before any adaptation,
     never initialized after) and the CLIP student's text queries. With weights None, the bare architecture

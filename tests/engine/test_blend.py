@@ -52,26 +52,6 @@ def test_constant_model_reproduced_everywhere_in_memory(h, w, overlap):
         torch.testing.assert_close(corner, expected[..., 0, 0], rtol=1e-6, atol=0)
 
 
-@pytest.mark.parametrize(("h", "w"), SIZES, ids=IDS)
-@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5, 0.8])
-def test_constant_model_reproduced_everywhere_streaming(h, w, overlap):
-    values = [0.2, 0.5, 0.3]
-    pred = StreamPredictor(
-        constant_model(3, values),
-        torch.from_numpy,
-        3,
-        window=32,
-        overlap=overlap,
-        batch_size=3,
-        band_width=40,
-    )
-    out, ok = run(pred, np.zeros((1, h, w), np.float32))
-    for i, v in enumerate(values):
-        np.testing.assert_allclose(out[i], v, rtol=1e-6)
-        np.testing.assert_allclose(out[i, [0, 0, -1, -1], [0, -1, 0, -1]], v, rtol=1e-6)
-    assert ok.all()
-
-
 def _models():
     torch.manual_seed(0)
     pointwise = torch.nn.Conv2d(3, 4, 1)

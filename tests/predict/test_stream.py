@@ -46,7 +46,7 @@ def constant_model(k: int, values: list[float]):
     [(64, 64), (50, 70), (100, 130), (97, 33), (129, 129), (20, 20)],
     ids=["exact", "smaller-than-window", "odd", "thin", "last-strip-1px", "tiny"],
 )
-@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5])
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5, 0.8])
 def test_constant_output_everywhere_corners_included(h, w, overlap):
     values = [0.2, 0.5, 0.3]
     pred = StreamPredictor(
