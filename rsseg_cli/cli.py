@@ -336,6 +336,22 @@ def sample(
 
 @app.command()
 @guarded
+def stack(
+    bands: Annotated[list[Path], typer.Argument(help="Single-band rasters of one grid, in band order.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The scene to write: a GDAL VRT (.vrt).")],
+    names: Annotated[
+        str | None, typer.Option(help="Band names, e.g. blue,green,red,nir. [default: from the file names]")
+    ] = None,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Stack single-band files of one footprint (e.g. Landsat bands) into one multi-band scene (a VRT)."""
+    from rsseg_cli.commands import stack as command
+
+    command.run(command.StackOptions(bands=bands, out=out, names=names, overwrite=overwrite))
+
+
+@app.command()
+@guarded
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")] = Path(
         "demo"

@@ -107,6 +107,47 @@ def select_bands(src: rasterio.DatasetReader, bands: list[int | str] | None, pat
     return chosen
 
 
+def gdal_type(dtype: str) -> str:
+    """numpy's name of a pixel type -> GDAL's (for gdal_translate -ot, VRT dataType): uint16 -> UInt16."""
+    if dtype == "uint8":
+        return "Byte"
+    return dtype.replace("uint", "UInt").replace("int", "Int").replace("float", "Float")
+
+
+def mixed_dtypes_message(
+    names: list[str], dtypes: list[str], paths: list[Path] | None = None, scene: Path | None = None
+) -> str:
+    """Why bands of several pixel types are refused and how to convert them: the odd bands against the type
+    most bands have (GDAL, a VRT in particular, allows a type per band; rsseg reads one per scene)."""
+    counts = {d: dtypes.count(d) for d in dtypes}
+    usual = max(counts, key=lambda d: (counts[d], -dtypes.index(d)))
+    odd = [i for i, d in enumerate(dtypes) if d != usual]
+    what = " and ".join(f"band {names[i]}" for i in odd[:3]) + (" ..." if len(odd) > 3 else "")
+    types = sorted({dtypes[i] for i in odd})
+    verb = "is" if len(odd) == 1 else "are"
+    text = (
+        f"{what} {verb} {'/'.join(types)} while the others are {usual}: rsseg reads scenes of one pixel type"
+    )
+    try:
+        wide = str(np.result_type(*dtypes))
+    except TypeError:
+        wide = "float64"
+    wide = wide if wide in SUPPORTED_DTYPES else "float64"
+    if paths is not None:  # separate files (rsseg stack): convert the odd ones
+        src = paths[odd[0]]
+        return (
+            f"{text}; convert with gdal_translate -ot {gdal_type(usual)} {src} {src.stem}_{usual}.tif "
+            f"(add -scale if its values exceed {usual}), then stack the converted file."
+        )
+    out = f"{scene.stem}_{wide}.tif" if scene is not None else f"scene_{wide}.tif"
+    return (
+        f"{text}; convert the scene to one type, e.g. gdal_translate -ot {gdal_type(wide)} {scene or 'SCENE'} "
+        f"{out} (keeps every value); for a VRT of band files, you can instead convert the file of {what} to "
+        f"{usual} (gdal_translate -ot {gdal_type(usual)}, with -scale if its values exceed {usual}) and "
+        "stack again (rsseg stack)."
+    )
+
+
 def _mask_kind(src: rasterio.DatasetReader, indexes: list[int]) -> str:
     flags = [src.mask_flag_enums[i - 1] for i in indexes]
     if all(f == [MaskFlags.all_valid] for f in flags):
@@ -122,10 +163,13 @@ def describe_scene(
     """Open, check and describe a scene; raises UserError with a fix for anything unusable."""
     path = Path(path)
     with open_raster(path, what) as src:
-        if src.dtypes[0] not in SUPPORTED_DTYPES or len(set(src.dtypes)) > 1:
+        if len(set(src.dtypes)) > 1:
+            detail = mixed_dtypes_message(_band_names(src), list(src.dtypes), scene=path)
+            raise UserError(f"The {what} {path} mixes pixel types: {detail}")
+        if src.dtypes[0] not in SUPPORTED_DTYPES:
             raise UserError(
-                f"The {what} {path} has band types {sorted(set(src.dtypes))}; rsseg reads one of "
-                f"{', '.join(SUPPORTED_DTYPES)} for all bands. Convert it, e.g. with gdal_translate -ot."
+                f"The {what} {path} is {src.dtypes[0]}; rsseg reads {', '.join(SUPPORTED_DTYPES)}. Convert "
+                f"it, e.g. gdal_translate -ot Float32 {path} {path.stem}_float32.tif."
             )
         georeferenced = src.crs is not None and src.transform != Affine.identity()
         if not georeferenced and not pixel_space:
