@@ -223,15 +223,16 @@ def _assign_aoi(chips: list[Chip], scenes: dict[str, SceneGeometry], cfg: SplitC
             geoms = list(frame.geometry)
             projected[geo.group] = (STRtree(geoms), frame["split"].astype(str).tolist(), geoms)
         tree, names, geoms = projected[geo.group]
-        hits = tree.query(c.footprint, predicate="within")
-        found = {names[i] for i in hits}
-        if len(found) == 1:
-            c.split = found.pop()
+        # A chip straddling AOI boundaries goes to the split covering most of it (more than half), so chips
+        # along the AOI edges are not all lost; the gap rule then separates the splits as everywhere.
+        share: dict[str, float] = defaultdict(float)
+        for i in tree.query(c.footprint, predicate="intersects"):
+            share[names[i]] += geoms[i].intersection(c.footprint).area / c.footprint.area
+        best = max(share, key=share.__getitem__, default=None)
+        if best is not None and share[best] > 0.5:
+            c.split = best
         else:
-            c.split, c.drop_reason = (
-                None,
-                "outside every AOI polygon" if not found else "in AOIs of two splits",
-            )
+            c.split, c.drop_reason = None, "less than half inside any AOI polygon"
 
 
 # --------------------------------------------------------------------------------------------------

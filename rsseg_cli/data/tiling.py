@@ -199,6 +199,13 @@ def tile_scenes(
             )
         geometry = {j.scene.name: _scene_geometry(j.scene) for j in jobs}
         report = assign_splits(chips, geometry, tile.split, stride, cfg.seed, num_classes)
+        if not any(c.split is not None for c in chips):
+            reasons = Counter(c.drop_reason for c in chips)
+            raise UserError(
+                f"No chip was kept by the {tile.split.method} split: "
+                + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+                + ". Check the split settings (for an AOI split, that its polygons cover the scenes in their CRS)."
+            )
         for chip in chips:
             if chip.split is None:
                 (tmp / chip.image).unlink()

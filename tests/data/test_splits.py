@@ -114,3 +114,39 @@ def test_scenes_in_different_crs_get_one_gpkg_layer_each(make_scene, tmp_path):
     layers = dict(pyogrio.list_layers(out / "chips.gpkg"))
     assert set(layers) == {"chips_utm33", "chips_utm32"}
     assert gpd.read_file(out / "chips.gpkg", layer="chips_utm32").crs.to_epsg() == 32632
+
+
+def test_aoi_chips_straddling_a_boundary_go_to_the_split_covering_most_of_them(make_scene, tmp_path):
+    s = make_scene(256, 256)
+    # Train left of x=100, val right of x=164: the chip at columns 64-128 is 56 % inside train, the one at
+    # 128-192 only 44 % inside val.
+    aoi = gpd.GeoDataFrame(
+        {"split": ["train", "val"]},
+        geometry=[box(X0, Y0 - 256, X0 + 100, Y0), box(X0 + 164, Y0 - 256, X0 + 256, Y0)],
+        crs="EPSG:32633",
+    )
+    aoi.to_file(tmp_path / "aoi.gpkg")
+    cfg = load_config(
+        overrides=["tile.chip_size=64", "tile.split.method=aoi", f"tile.split.aoi={tmp_path / 'aoi.gpkg'}"]
+    )
+    out = tmp_path / "data"
+    tile_scenes([s.image], [s.labels], out, cfg)
+    table = chips(out)
+    assert set(table[table.col == 64]["split"]) == {"train"} and len(table[table.col == 64]) == 4
+    assert set(table[table.col == 192]["split"]) == {"val"}
+    assert (table.col == 128).sum() == 0  # less than half inside any AOI
+    assert json.loads((out / "split_report.json").read_text())["leakage_check"]["passed"]
+
+
+def test_an_aoi_that_keeps_no_chip_is_a_clear_error(make_scene, tmp_path):
+    s = make_scene(128, 128)
+    small = gpd.GeoDataFrame(
+        {"split": ["train"]}, geometry=[box(X0 + 5, Y0 - 20, X0 + 20, Y0 - 5)], crs="EPSG:32633"
+    )
+    small.to_file(tmp_path / "aoi.gpkg")
+    cfg = load_config(
+        overrides=["tile.chip_size=64", "tile.split.method=aoi", f"tile.split.aoi={tmp_path / 'aoi.gpkg'}"]
+    )
+    with pytest.raises(UserError, match=r"No chip was kept by the aoi split.*less than half inside"):
+        tile_scenes([s.image], [s.labels], tmp_path / "data", cfg)
+    assert not (tmp_path / "data").exists()
