@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from rsseg_cli import __version__
+from rsseg_cli.cli_help import install as install_help_fixes
 from rsseg_cli.cli_options import (
     BANDS_HELP,
     VECTOR_OUT_HELP,
@@ -28,6 +29,7 @@ from rsseg_cli.cli_options import (
     FillHolesOpt,
     LabelFieldOpt,
     MinAreaOpt,
+    NodataOpt,
     OverwriteOpt,
     P,
     PixelSpaceOpt,
@@ -56,6 +58,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,  # plain help: flags as --x/--no-x, no type tags such as <bool>
 )
+install_help_fixes()  # arguments as `SCENES...` and `<path>`, not `{scenes}...` and `<list[Path]>`
 
 
 def guarded(command: Callable[..., None]) -> Callable[..., None]:
@@ -94,7 +97,7 @@ def _root(
     setup_logging(verbose)
 
 
-@app.command()
+@app.command(short_help="Cut scenes into training chips with a leak-free split.")
 @guarded
 def tile(
     scenes: Annotated[list[Path], typer.Argument(help="Scene rasters (GeoTIFF or any GDAL raster).")],
@@ -125,6 +128,7 @@ def tile(
         str | None, typer.Option(help=with_default("Edge policy: pad, snap or drop.", T, "edge"))
     ] = None,
     bands: Annotated[str | None, typer.Option(help=f"{BANDS_HELP} in model order. [default: all]")] = None,
+    nodata: NodataOpt = None,
     max_nodata: Annotated[
         float | None,
         typer.Option(help=with_default("Skip chips with more invalid pixels (0-1).", T, "max_nodata")),
@@ -138,21 +142,24 @@ def tile(
     ] = None,
     seed: SeedOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset in --out.")] = False,
+    keep_incomplete: Annotated[
+        bool, typer.Option(help="Write the dataset even if its split cannot train (no val chip, ...).")
+    ] = False,
 ) -> None:
     """Cut scenes into georeferenced training chips with a manifest, band statistics and a leak-free split."""
     from rsseg_cli.commands import tile as command
 
     options = command.TileOptions(
         scenes=scenes, labels=labels or [], unlabeled=unlabeled or [], out=out, overwrite=overwrite,
-        config_files=config or [], overrides=set_ or [], seed=seed, chip_size=chip_size, stride=stride,
+        keep_incomplete=keep_incomplete, config_files=config or [], overrides=set_ or [], seed=seed, chip_size=chip_size, stride=stride,
         overlap_px=renamed("--overlap", "--overlap-px", overlap, overlap_px), edge=edge, bands=bands,
-        max_nodata=max_nodata, workers=workers, pixel_space=pixel_space, label_field=label_field,
+        nodata=nodata, max_nodata=max_nodata, workers=workers, pixel_space=pixel_space, label_field=label_field,
         all_touched=all_touched, reproject_labels=reproject_labels,
     )  # fmt: skip
     command.run(options)
 
 
-@app.command()
+@app.command(short_help="Train a model with a few labels (semi-supervised).")
 @guarded
 def train(
     data: Annotated[Path, typer.Option(help="Dataset folder written by `rsseg tile`.")] = Path("data"),
@@ -179,6 +186,12 @@ def train(
         int | None,
         typer.Option(help="Stop and save after this step (the schedule spans the run); --resume later."),
     ] = None,
+    val: Annotated[
+        bool | None,
+        typer.Option(
+            "--val/--no-val", help="Validate on the val split; --no-val keeps the last step's model."
+        ),
+    ] = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     seed: SeedOpt = None,
@@ -189,11 +202,12 @@ def train(
     options = command.TrainOptions(
         data=data, out=out, split_file=split_file, resume=resume, stop_after=stop_after, config_files=config or [],
         overrides=set_ or [], seed=seed, labeled=labeled, method=method, device=device, precision=precision,
+        validate=val,
     )  # fmt: skip
     command.run(options)
 
 
-@app.command()
+@app.command(short_help="Score a checkpoint on a split, or a mask over a scene.")
 @guarded
 def evaluate(
     checkpoint: CheckpointOpt = None,
@@ -229,7 +243,7 @@ def evaluate(
     command.run(options)
 
 
-@app.command()
+@app.command(short_help="Predict whole scenes into COG class masks.")
 @guarded
 def predict(
     scenes: Annotated[list[str], typer.Argument(help="GeoTIFF scenes or quoted globs ('tiles/*.tif').")],
@@ -275,6 +289,10 @@ def predict(
     bands: Annotated[
         str | None, typer.Option(help=f"{BANDS_HELP} to read. [default: as in training]")
     ] = None,
+    nodata: NodataOpt = None,
+    quicklook_bands: Annotated[
+        str | None, typer.Option(help="Quick-look red,green,blue: '4,3,2' or names. [default: by name]")
+    ] = None,
     compress: Annotated[
         str | None, typer.Option(help=with_default("COG compression: deflate, zstd or lzw.", P, "compress"))
     ] = None,
@@ -296,14 +314,15 @@ def predict(
         scenes=scenes, out=out, checkpoint=checkpoint, vector=vector, probs=probs, quicklook=quicklook,
         config_files=config or [], overrides=set_ or [],
         overlap_fraction=renamed("--overlap", "--overlap-fraction", overlap, overlap_fraction),
-        batch_size=batch_size, tta=tta, window=window, bands=bands, compress=compress, pixel_space=pixel_space,
+        batch_size=batch_size, tta=tta, window=window, bands=bands, nodata=nodata, quicklook_bands=quicklook_bands,
+        compress=compress, pixel_space=pixel_space,
         device=device, precision=precision, student=student, sieve=sieve, min_area=min_area,
         simplify=simplify, fill_holes=fill_holes, classes=classes, overwrite=overwrite,
     )  # fmt: skip
     command.run(options)
 
 
-@app.command()
+@app.command(short_help="Generate a synthetic scene with its labels.")
 @guarded
 def sample(
     out_dir: Annotated[Path, typer.Argument(help="Folder for scene.tif and scene_labels.tif.")] = Path(
@@ -322,6 +341,9 @@ def sample(
     nodata: Annotated[float | None, typer.Option(help="Nodata value (default depends on dtype).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same scene.")] = 0,
     name: Annotated[str, typer.Option(help="File name stem.")] = "scene",
+    polygons: Annotated[
+        int, typer.Option(help="Also write N hand-digitized-like polygons (<name>_polygons.gpkg).")
+    ] = 0,
 ) -> None:
     """Generate a deterministic synthetic scene with its label raster (7 land-cover classes)."""
     from rsseg_cli.commands import sample as command
@@ -329,12 +351,12 @@ def sample(
     count = renamed("--bands", "--band-count", bands, band_count)
     options = command.SampleOptions(
         out_dir=out_dir, size=size, dtype=dtype, crs=crs, resolution=resolution, nodata=nodata, seed=seed,
-        name=name, **({} if count is None else {"band_count": count}),
+        name=name, polygons=polygons, **({} if count is None else {"band_count": count}),
     )  # fmt: skip
     command.run(options)
 
 
-@app.command()
+@app.command(short_help="Stack single-band files into one scene (a VRT).")
 @guarded
 def stack(
     bands: Annotated[list[Path], typer.Argument(help="Single-band rasters of one grid, in band order.")],
@@ -344,13 +366,13 @@ def stack(
     ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
-    """Stack single-band files of one footprint (e.g. Landsat bands) into one multi-band scene (a VRT)."""
+    """Stack single-band files of one footprint, such as Landsat bands, into one multi-band scene (a VRT)."""
     from rsseg_cli.commands import stack as command
 
     command.run(command.StackOptions(bands=bands, out=out, names=names, overwrite=overwrite))
 
 
-@app.command()
+@app.command(short_help="Run the main job end to end on a sample scene.")
 @guarded
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo writes.")] = Path(
@@ -366,7 +388,7 @@ def demo(
     command.run(command.DemoOptions(out=out, size=size, steps=steps, overwrite=overwrite))
 
 
-@app.command()
+@app.command(short_help="Polygons of a class mask, measured in metres.")
 @guarded
 def vectorize(
     mask: Annotated[

@@ -58,6 +58,14 @@ VECTOR_OUT_HELP = (
     "Polygons: FILE.gpkg or FILE.geojson (EPSG:4326); an existing file is replaced. [default: MASK.gpkg]"
 )
 BANDS_HELP = "Band selection, '4,3,2' or 'red,green,blue',"
+NodataOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="VALUE[,VALUE...]",
+        help="Nodata of the scenes, one value or one per selected band ('0' or '0,0,0,-9999'); replaces "
+        "the files' nodata value (for scenes without one, e.g. a zero collar). [default: the files']",
+    ),
+]
 T, P, E, V = TileConfig, PredictConfig, EvaluateConfig, VectorizeConfig
 CheckpointOpt = Annotated[Path | None, typer.Option(help="Default: the latest run's best checkpoint.")]
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace existing outputs instead of refusing them.")]

@@ -18,7 +18,6 @@ import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     create_model,
@@ -35,8 +34,12 @@ from rsseg_cli.config_layers import (
     parse_set,
     read_layers,
 )
+
+# The tile section lives in config_tile; its classes are re-exported here, where the other sections are.
+from rsseg_cli.config_tile import LabelsConfig, SplitConfig, Strict, TileConfig  # noqa: F401
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.grid import DEFAULT_WINDOW
+from rsseg_cli.geo.nodata import NodataList
 
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 IGNORE_INDEX = 255
@@ -50,12 +53,6 @@ def _device(name: str) -> str:
 
 
 DEVICE = Annotated[str, AfterValidator(_device)]
-
-
-class Strict(BaseModel):
-    """Base for every section: unknown keys are errors, values are validated on assignment too."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ClassSpec(Strict):
@@ -76,87 +73,6 @@ class ClassSpec(Strict):
         if v is not None and not HEX_COLOR.match(v):
             raise ValueError(f"colour {v!r} must look like #1f77b4")
         return v
-
-
-class LabelsConfig(Strict):
-    field: str | None = Field(default=None, description="vector labels: the attribute holding the class")
-    all_touched: bool = Field(default=False, description="vector labels: burn every pixel a polygon touches")
-    burn_order: Literal["file", "largest-first"] = Field(
-        default="largest-first", description="largest-first: small polygons are drawn over large ones"
-    )
-    ignore_buffer: float = Field(
-        default=0.0, ge=0, description="vector labels: pixels within this many pixels of an edge are ignored"
-    )
-    background: int | None = Field(
-        default=None, description="vector labels: class id for pixels no polygon covers (default: ignore)"
-    )
-    ignore_values: list[int | str] = Field(
-        default_factory=list, description="label values that mean 'unlabeled' and become the ignore index"
-    )
-    reproject: bool = Field(
-        default=False, description="raster labels on another grid are resampled (nearest) instead of refused"
-    )
-
-
-class SplitConfig(Strict):
-    method: Literal["blocks", "scene", "aoi"] = "blocks"
-    fractions: dict[Literal["train", "val", "test"], float] = Field(
-        default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1}
-    )
-    block_size: int = Field(default=4, ge=1, description="spatial block side, in chips")
-    gap: float = Field(
-        default=0.0,
-        ge=0,
-        description="minimum distance in pixels between chips of different splits; 0 still forbids touching",
-    )
-    scenes: dict[str, Literal["train", "val", "test"]] = Field(
-        default_factory=dict, description="method 'scene': scene name -> split (others are assigned)"
-    )
-    aoi: Path | None = Field(default=None, description="method 'aoi': vector file with a 'split' attribute")
-    stratify: bool = True
-
-    @field_validator("fractions")
-    @classmethod
-    def _fractions(cls, v: dict[str, float]) -> dict[str, float]:
-        if any(f < 0 for f in v.values()) or abs(sum(v.values()) - 1.0) > 1e-6:
-            raise ValueError(f"split fractions must be >= 0 and add up to 1, got {v}")
-        if v.get("train", 0) <= 0:
-            raise ValueError("the train fraction must be > 0")
-        return v
-
-
-class TileConfig(Strict):
-    chip_size: int = Field(default=512, ge=16, le=8192)
-    stride: int | None = Field(default=None, ge=1, description="default: chip_size - overlap")
-    overlap: int = Field(default=0, ge=0)
-    edge: Literal["pad", "snap", "drop"] = Field(
-        default="pad",
-        description="windows past the scene edge: pad (padding marked invalid), snap back inside, or drop",
-    )
-    bands: list[int | str] | None = Field(
-        default=None, description="1-based band indices or band descriptions, in model order; default all"
-    )
-    max_nodata: float = Field(default=0.5, ge=0, le=1, description="skip chips with more invalid pixels")
-    pixel_space: bool = Field(default=False, description="accept scenes without a CRS (pixel coordinates)")
-    compress: Literal["zstd", "deflate", "lzw", "none"] = "zstd"
-    workers: int = Field(default=2, ge=1, le=64, description="threads reading and writing chips")
-    labels: LabelsConfig = Field(default_factory=LabelsConfig)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-
-    @field_validator("bands", mode="before")
-    @classmethod
-    def _bands(cls, v: Any) -> Any:
-        return band_list(v)
-
-    @model_validator(mode="after")
-    def _stride(self) -> TileConfig:
-        if self.overlap >= self.chip_size:
-            raise ValueError(f"overlap {self.overlap} must be smaller than chip_size {self.chip_size}")
-        return self
-
-    @property
-    def effective_stride(self) -> int:
-        return self.stride if self.stride is not None else self.chip_size - self.overlap
 
 
 class ModelConfig(Strict):
@@ -214,6 +130,10 @@ class TrainConfig(Strict):
         default=None, ge=1, description="steps between validations; default an epoch"
     )
     log_every: int = Field(default=10, ge=1, description="steps between log lines / progress updates")
+    validation: bool = Field(
+        default=True,
+        description="validate on the val split; false (--no-val): nothing is validated, best.pt is the last model",
+    )
     deterministic: bool = Field(default=False, description="deterministic torch algorithms (slower)")
 
     @field_validator("labeled", mode="before")
@@ -300,6 +220,10 @@ class PredictConfig(Strict):
     )
     window: int | None = Field(default=None, ge=1, description="window side; default the training crop")
     bands: list[int | str] | None = Field(default=None, description="band selection; default as in training")
+    nodata: NodataList = Field(default=None, description="declared nodata: one value, or one per band")
+    quicklook_bands: list[int | str] | None = Field(
+        default=None, description="quick-look red, green, blue: scene bands (1-based or names); default RGB"
+    )
     compress: Literal["deflate", "zstd", "lzw"] = Field(default="deflate", description="COG compression")
     pixel_space: bool = Field(default=False, description="accept scenes without a CRS (pixel coordinates)")
     device: DEVICE = Field(default="auto", description="auto, cpu, cuda, cuda:N")
@@ -307,7 +231,7 @@ class PredictConfig(Strict):
     student: str | None = Field(default=None, description="Co2S: clip, dinov3 or ensemble; default the best")
     vector: PolygonConfig = Field(default_factory=PolygonConfig, description="polygons with --vector")
 
-    @field_validator("bands", mode="before")
+    @field_validator("bands", "quicklook_bands", mode="before")
     @classmethod
     def _bands(cls, v: Any) -> Any:
         return band_list(v)

@@ -18,6 +18,8 @@ FLAGS = {
     "tta": ("--tta", "predict.tta"),
     "window": ("--window", "predict.window"),
     "bands": ("--bands", "predict.bands"),
+    "nodata": ("--nodata", "predict.nodata"),
+    "quicklook_bands": ("--quicklook-bands", "predict.quicklook_bands"),
     "compress": ("--compress", "predict.compress"),
     "pixel_space": ("--pixel-space", "predict.pixel_space"),
     "device": ("--device", "predict.device"),
@@ -46,6 +48,8 @@ class PredictOptions:
     tta: str | None = None
     window: int | None = None
     bands: str | list[int | str] | None = None  # a band selection: '3,2,1' or 'red,green,blue'
+    nodata: str | list[float] | None = None  # '0' or '0,0,0,-9999' (one per selected band)
+    quicklook_bands: str | list[int | str] | None = None  # the quick-look's red, green, blue: '4,3,2'
     compress: str | None = None
     pixel_space: bool | None = None
     device: str | None = None

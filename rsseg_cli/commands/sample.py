@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rsseg_cli.synthetic import SampleScene
 
 DTYPES = ("uint8", "uint16", "int16", "float32")
+POLYGON_FIELD = "landcover"  # not one of the names tile finds by itself: the README shows --label-field
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -41,6 +42,7 @@ class SampleOptions:
     nodata: float | None = None
     seed: int = 0
     name: str = "scene"
+    polygons: int = 0  # also write this many polygons digitized over the class map (<name>_polygons.gpkg)
     height: int = field(init=False)
     width: int = field(init=False)
 
@@ -53,6 +55,8 @@ class SampleOptions:
             raise UserError(f"--dtype {self.dtype!r} is not supported; use one of {', '.join(DTYPES)}.")
         if not 3 <= self.band_count <= 16:
             raise UserError(f"--band-count {self.band_count} is out of range; use 3 (RGB) to 16.")
+        if self.polygons < 0:
+            raise UserError(f"--polygons {self.polygons} must be 0 (none) or a number of polygons.")
         if self.resolution is not None and not self.resolution > 0:
             raise UserError(f"--resolution {self.resolution} must be a positive pixel size in CRS units.")
         try:
@@ -85,4 +89,12 @@ def run(options: SampleOptions) -> SampleScene:
     console.print(
         f"wrote {result.scene} and {result.labels} ({o.width} x {o.height} px, {o.band_count} bands, {o.dtype})"
     )
+    if o.polygons:
+        from rsseg_cli.synthetic.analyst import digitize_polygons
+
+        path = Path(o.out_dir) / f"{o.name}_polygons.gpkg"
+        digitize_polygons(result.labels, path, o.polygons, seed=o.seed, field=POLYGON_FIELD)
+        console.print(
+            f"wrote {path}: training areas like hand-digitized ones, class names in '{POLYGON_FIELD}'"
+        )
     return result

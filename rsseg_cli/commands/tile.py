@@ -19,6 +19,7 @@ FLAGS = {
     "overlap_px": ("--overlap-px", "tile.overlap"),
     "edge": ("--edge", "tile.edge"),
     "bands": ("--bands", "tile.bands"),
+    "nodata": ("--nodata", "tile.nodata"),
     "max_nodata": ("--max-nodata", "tile.max_nodata"),
     "workers": ("--workers", "tile.workers"),
     "pixel_space": ("--pixel-space", "tile.pixel_space"),
@@ -35,6 +36,7 @@ class TileOptions:
     unlabeled: list[Path] = field(default_factory=list)
     out: Path = Path("data")
     overwrite: bool = False
+    keep_incomplete: bool = False  # write a dataset whose split cannot train (the user asked for it)
     config_files: list[Path] = field(default_factory=list)  # --config, merged in order
     overrides: list[str] = field(default_factory=list)
     seed: int | None = None
@@ -43,6 +45,7 @@ class TileOptions:
     overlap_px: int | None = None
     edge: str | None = None
     bands: str | list[int | str] | None = None  # '4,3,2', 'red,green,blue' or a list
+    nodata: str | list[float] | None = None  # '0' or '0,0,0,-9999' (one per selected band)
     max_nodata: float | None = None
     workers: int | None = None
     pixel_space: bool | None = None
@@ -67,6 +70,7 @@ def run(options: TileOptions) -> TileResult:
         options.config,
         unlabeled=options.unlabeled,
         overwrite=options.overwrite,
+        keep_incomplete=options.keep_incomplete,
     )
     print_tile_summary(result)
     return result

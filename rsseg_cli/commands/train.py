@@ -15,6 +15,7 @@ FLAGS = {
     "method": ("--method", "train.method"),
     "device": ("--device", "train.device"),
     "precision": ("--precision", "train.precision"),
+    "validate": ("--no-val", "train.validation"),
 }
 
 
@@ -32,6 +33,7 @@ class TrainOptions:
     method: str | None = None
     device: str | None = None
     precision: str | None = None
+    validate: bool | None = None  # --val/--no-val
     config: Config = field(init=False)
 
     def __post_init__(self) -> None:

@@ -25,6 +25,10 @@ class Chip:
     ignore_pixels: int
     image: str  # path relative to the dataset folder
     label: str | None
+    # The part of the scene this window is the first to cover (row0, row1, col0, col1), and the labeled
+    # pixels per class in it: summed over chips they count each labeled pixel of the scene once.
+    core: tuple[int, int, int, int] = (0, 0, 0, 0)
+    core_pixels: np.ndarray | None = None
     split: str | None = "train"  # None: dropped (buffer gap, outside every AOI)
     drop_reason: str | None = None
     extra: dict = field(default_factory=dict)

@@ -111,6 +111,7 @@ def write_manifest(
                 "height": j.scene.height,
                 "bands": j.scene.band_indexes,
                 "nodata": j.scene.nodata,
+                "nodata_source": j.scene.nodata_source,
                 "chips": sum(c.scene == j.scene.name for c in kept),
             }
             for j in jobs

@@ -85,9 +85,10 @@ class Normalization:
         return x
 
 
-def default_band_map(band_names: Sequence[str]) -> list[int | None]:
-    """Which input band inherits the pretrained red, green or blue filter: by band name where the names say
-    so (red/green/blue, r/g/b), else the first three bands in order."""
+def band_map_by_name(band_names: Sequence[str]) -> list[int | None] | None:
+    """The band map the names give (red/green/blue, r/g/b: band descriptions, or GDAL's colour
+    interpretation of undescribed bands), or None when they do not name all three. "B4", "B3", "B2" name
+    no colour: the same band number is red on one sensor and green on another."""
     names = [n.lower() for n in band_names]
     by_name: list[int | None] = [None] * len(names)
     for rgb, keys in enumerate((("red", "r"), ("green", "g"), ("blue", "b"))):
@@ -95,9 +96,14 @@ def default_band_map(band_names: Sequence[str]) -> list[int | None]:
             if n in keys and by_name[i] is None:
                 by_name[i] = rgb
                 break
-    if sorted(m for m in by_name if m is not None) == [0, 1, 2]:
-        return by_name
-    return [i if i < 3 else None for i in range(len(names))]
+    return by_name if sorted(m for m in by_name if m is not None) == [0, 1, 2] else None
+
+
+def default_band_map(band_names: Sequence[str]) -> list[int | None]:
+    """Which input band inherits the pretrained red, green or blue filter: by band name where the names say
+    so, else the first three bands in order."""
+    by_name = band_map_by_name(band_names)
+    return by_name if by_name is not None else [i if i < 3 else None for i in range(len(band_names))]
 
 
 def rgb_bands(band_map: Sequence[int | None]) -> tuple[int, int, int] | None:

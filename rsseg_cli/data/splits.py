@@ -1,8 +1,12 @@
-"""Train/val/test splits that do not leak: spatial blocks (or scenes, or AOI polygons), stratified by class,
-seeded, with a buffer gap so that no chip of one split touches a chip of another.
+"""Train/val/test splits that do not leak, stratified by class and seeded.
+
+Methods: `labels` (the default, `split_labels`): labeled units go to splits and pixels near another split's
+labels are ignored, so a few polygons keep their pixels. `blocks`: spatial blocks of chips with a buffer gap so
+that no chip footprint of one split touches another's (chips too close are dropped). `scene`: whole scenes.
+`aoi`: polygons of a vector file name the split of the chips they hold.
 
 Chips are compared in map coordinates within each group of scenes sharing a CRS, so overlapping scenes (two
-dates of one place) share blocks and cannot leak across splits either.
+dates of one place) share blocks (or units) and cannot leak across splits either.
 """
 
 from __future__ import annotations
@@ -14,15 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from affine import Affine
 from shapely import STRtree
 
 from rsseg_cli.config import SplitConfig
 from rsseg_cli.data.chips import SPLITS, Chip
+from rsseg_cli.data.split_labels import LabelSplitInputs, band_width, pixel_conflicts, split_by_labels
+from rsseg_cli.data.stratify import stratify
 from rsseg_cli.errors import UserError
 
 log = logging.getLogger("rsseg")
 
 RANK = {"train": 0, "val": 1, "test": 2}
+IDENTITY = Affine.identity()
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class SceneGeometry:
     group: str  # scenes in one group share a CRS and are compared with each other
     pixel_size: float  # map units per pixel
     crs: object  # rasterio CRS or None
+    transform: Affine = IDENTITY  # pixel -> map (the identity for pixel-space scenes)
 
 
 def assign_splits(
@@ -39,20 +48,44 @@ def assign_splits(
     stride: int,
     seed: int,
     num_classes: int,
-) -> dict:
-    """Set `chip.split` (None for dropped chips) and return the split report."""
+    labels: LabelSplitInputs | None = None,
+) -> tuple[list[Chip], dict]:
+    """The chips with their split (None for dropped chips) and the split report. The `labels` method needs
+    `labels` (the label cells and the dataset folder) and may return more chips than it was given."""
     rng = np.random.default_rng(seed)
     fractions = {s: f for s, f in cfg.fractions.items() if f > 0}
-    if cfg.method == "blocks":
+    block_size, dropped_gap, extra = None, 0, {}
+    if cfg.method == "labels" and labels is not None and num_classes:
+        chips, extra = split_by_labels(chips, labels, cfg, fractions, rng, num_classes)
+    elif cfg.method in ("labels", "blocks"):
         block_size = _assign_blocks(chips, scenes, cfg, fractions, stride, rng, num_classes)
     elif cfg.method == "scene":
-        block_size = None
         _assign_scenes(chips, cfg, fractions, rng, num_classes)
     else:
-        block_size = None
         _assign_aoi(chips, scenes, cfg)
-    dropped_gap = _enforce_gap(chips, scenes, cfg.gap)
-    return _report(chips, scenes, cfg, fractions, block_size, dropped_gap, num_classes)
+    if not extra:
+        for c in chips:
+            if c.split is not None and c.core_pixels is None:
+                c.core_pixels = c.class_pixels
+        dropped_gap = _enforce_gap(chips, scenes, cfg.gap)
+    report = _report(chips, cfg, fractions, block_size, dropped_gap, num_classes)
+    if not extra:
+        remaining = _conflicts(chips, scenes, cfg.gap)
+        report["leakage_check"] = {
+            "rule": f"no chip footprint within {cfg.gap:g} px of a chip of another split (touching counts)",
+            "conflicting_pairs": len(remaining),
+            "passed": not remaining,
+        }
+    else:
+        report["method_details"] = extra
+        width = band_width(cfg)
+        conflicts = pixel_conflicts(chips, labels.root, width, num_classes)
+        report["leakage_check"] = {
+            "rule": f"no labeled pixel within {width} px of a labeled pixel of another split",
+            "conflicting_pairs": conflicts,
+            "passed": conflicts == 0,
+        }
+    return chips, report
 
 
 # --------------------------------------------------------------------------------------------------
@@ -67,43 +100,6 @@ def _unit_vector(chips: list[Chip], num_classes: int) -> np.ndarray:
             vec[:num_classes] += c.class_pixels
             vec[num_classes] += 1
     return vec
-
-
-def _greedy(
-    units: list[np.ndarray], fractions: dict[str, float], rng: np.random.Generator, stratify: bool
-) -> list[str]:
-    """Give each unit to the split that most needs what it holds (a simple iterative stratification).
-
-    Units holding the rarest classes go first, so rare classes are spread before common ones fill the splits.
-    """
-    names = list(fractions)
-    target = np.array([fractions[s] for s in names])
-    vecs = np.stack(units)
-    if not stratify:
-        vecs = vecs[:, -1:]
-    totals = vecs.sum(axis=0)
-    totals[totals == 0] = 1.0
-    shares = vecs / totals
-    rarity = np.where(vecs > 0, totals, np.inf).min(axis=1)
-    order = np.lexsort((rng.random(len(units)), rarity))
-    have = np.zeros((len(names), vecs.shape[1]))
-    choice = [""] * len(units)
-    for u in order:
-        weight = shares[u]
-        need = target[:, None] - have  # (splits, entries): how far each split is below its target share
-        score = (need * weight).sum(axis=1) / max(weight.sum(), 1e-12)
-        s = int(np.argmax(score))
-        have[s] += shares[u]
-        choice[u] = names[s]
-    # Every split asked for gets at least one unit, taken from the largest split.
-    for s in names:
-        if s not in choice and len(units) > len(set(choice)):
-            counts = {n: choice.count(n) for n in names}
-            donor = max(counts, key=counts.get)
-            candidates = [i for i, c in enumerate(choice) if c == donor]
-            pick = min(candidates, key=lambda i: (abs(vecs[i, -1] - np.median(vecs[candidates, -1])), i))
-            choice[pick] = s
-    return choice
 
 
 def _assign_blocks(
@@ -150,7 +146,9 @@ def _assign_blocks(
             for c in b:
                 c.split = "train"  # only unlabeled chips: fuel for semi-supervised training
     if labeled_blocks:
-        choice = _greedy([_unit_vector(b, num_classes) for b in labeled_blocks], fractions, rng, cfg.stratify)
+        choice = stratify(
+            [_unit_vector(b, num_classes) for b in labeled_blocks], fractions, rng, cfg.stratify
+        )
         for b, s in zip(labeled_blocks, choice):
             for c in b:
                 c.split = s
@@ -183,7 +181,9 @@ def _assign_scenes(
         for c in members:
             c.split = split
     if free:
-        choice = _greedy([_unit_vector(by_scene[n], num_classes) for n in free], fractions, rng, cfg.stratify)
+        choice = stratify(
+            [_unit_vector(by_scene[n], num_classes) for n in free], fractions, rng, cfg.stratify
+        )
         for name, s in zip(free, choice):
             for c in by_scene[name]:
                 c.split = s
@@ -276,14 +276,12 @@ def _enforce_gap(chips: list[Chip], scenes: dict[str, SceneGeometry], gap_px: fl
 
 def _report(
     chips: list[Chip],
-    scenes: dict[str, SceneGeometry],
     cfg: SplitConfig,
     fractions: dict[str, float],
     block_size: int | None,
     dropped_gap: int,
     num_classes: int,
 ) -> dict:
-    remaining = _conflicts(chips, scenes, cfg.gap)
     per_split = {}
     for s in SPLITS:
         members = [c for c in chips if c.split == s]
@@ -310,10 +308,28 @@ def _report(
         "gap_px": cfg.gap,
         "splits": per_split,
         "dropped": dict(reasons),
-        "leakage_check": {
-            "rule": f"no chip footprint within {cfg.gap:g} px of a chip of another split (touching counts)",
-            "conflicting_pairs": len(remaining),
-            "passed": not remaining,
-        },
         "dropped_for_gap": dropped_gap,
+    }
+
+
+def labeled_pixel_report(chips: list[Chip], total: np.ndarray, class_names: list[str]) -> dict:
+    """How many of the scene's labeled valid pixels the dataset kept, per class and split.
+
+    `total` counts every labeled valid pixel once (window cores, skipped windows included); a chip's
+    `core_pixels` are the labeled pixels of its core that it keeps, so no pixel is counted twice either.
+    """
+    kept = {s: np.zeros(len(total), np.int64) for s in SPLITS}
+    for c in chips:
+        if c.split is not None and c.labeled and c.core_pixels is not None:
+            kept[c.split] += c.core_pixels
+    all_kept = sum(kept.values())
+    share = [round(float(k / t), 4) if t else None for k, t in zip(all_kept, total)]
+    return {
+        "classes": class_names,
+        "total": total.tolist(),
+        "kept": all_kept.tolist(),
+        "kept_by_split": {s: v.tolist() for s, v in kept.items()},
+        "lost": (total - all_kept).tolist(),
+        "kept_share": round(float(all_kept.sum() / total.sum()), 4) if total.sum() else None,
+        "kept_share_by_class": share,
     }

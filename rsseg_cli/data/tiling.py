@@ -22,10 +22,13 @@ from rsseg_cli.atomic import atomic_dir
 from rsseg_cli.config import IGNORE_INDEX, Config, reference_config
 from rsseg_cli.data.chips import Chip
 from rsseg_cli.data.classes import ClassTable, check_label_values
+from rsseg_cli.data.label_cells import CellCounts, LabelCells, count_cells
 from rsseg_cli.data.labels import LabelSource, label_source
 from rsseg_cli.data.manifest import write_manifest
-from rsseg_cli.data.splits import SceneGeometry, assign_splits
+from rsseg_cli.data.split_labels import LabelSplitInputs
+from rsseg_cli.data.splits import SceneGeometry, assign_splits, labeled_pixel_report
 from rsseg_cli.data.stats import BandStats
+from rsseg_cli.data.trainable import check_trainable
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import MASK_NODATA, write_class_metadata
 from rsseg_cli.geo.grid import GridWindow, window_grid
@@ -66,7 +69,7 @@ def plan_scenes(scenes: list[Path], labels: list[Path], unlabeled: list[Path], c
     jobs: list[_Job] = []
     names: Counter = Counter()
     for i, path in enumerate([*scenes, *unlabeled]):
-        info = describe_scene(Path(path), tile.bands, tile.pixel_space)
+        info = describe_scene(Path(path), tile.bands, tile.pixel_space, nodata=tile.nodata)
         names[info.name] += 1
         if names[info.name] > 1:
             info.name = f"{info.name}_{names[info.name]}"
@@ -159,6 +162,7 @@ def tile_scenes(
     *,
     unlabeled: list[Path] = (),
     overwrite: bool = False,
+    keep_incomplete: bool = False,
 ) -> TileResult:
     import time
 
@@ -179,14 +183,25 @@ def tile_scenes(
     stats = BandStats(len(first.band_indexes), first.dtype)
     chips: list[Chip] = []
     skipped = Counter()
+    labeled_total = np.zeros(num_classes, np.int64)  # every labeled valid pixel of the scenes, once
+    cells = {
+        j.scene.name: LabelCells(j.scene.height, j.scene.width, num_classes)
+        for j in jobs
+        if j.labels is not None and num_classes
+    }
     with atomic_dir(out) as tmp:
         with progress("tile", total_windows, unit="chips") as bar:
             for job in jobs:
                 writer = _ChipWriter(
                     tmp, job, table, num_classes, tile.max_nodata, COMPRESSION[tile.compress]
                 )
+                if job.scene.name in cells:
+                    writer.cells = cells[job.scene.name]
                 for outcome in writer.run(grids[job.scene.name], tile.workers, cfg.seed):
                     stats.merge(outcome.stats)
+                    labeled_total += outcome.labeled_core
+                    if outcome.cells is not None and job.scene.name in cells:
+                        cells[job.scene.name].add(outcome.cells)
                     if outcome.chip is None:
                         skipped[outcome.skip_reason] += 1
                     else:
@@ -198,7 +213,17 @@ def tile_scenes(
                 "scene's nodata/mask, or raise tile.max_nodata."
             )
         geometry = {j.scene.name: _scene_geometry(j.scene) for j in jobs}
-        report = assign_splits(chips, geometry, tile.split, stride, cfg.seed, num_classes)
+        label_inputs = LabelSplitInputs(
+            root=tmp,
+            cells=cells,
+            transforms={n: g.transform for n, g in geometry.items()},
+            groups={n: g.group for n, g in geometry.items()},
+            chip_size=tile.chip_size,
+            stride=stride,
+        )
+        chips, report = assign_splits(
+            chips, geometry, tile.split, stride, cfg.seed, num_classes, label_inputs
+        )
         if not any(c.split is not None for c in chips):
             reasons = Counter(c.drop_reason for c in chips)
             raise UserError(
@@ -206,12 +231,17 @@ def tile_scenes(
                 + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
                 + ". Check the split settings (for an AOI split, that its polygons cover the scenes in their CRS)."
             )
+        used = {c.image for c in chips if c.split is not None}
         for chip in chips:
             if chip.split is None:
-                (tmp / chip.image).unlink()
+                if chip.image not in used:
+                    (tmp / chip.image).unlink(missing_ok=True)
                 if chip.label:
-                    (tmp / chip.label).unlink()
+                    (tmp / chip.label).unlink(missing_ok=True)
         report["skipped_windows"] = dict(skipped)
+        if table is not None and labeled_total.sum():
+            report["labeled_pixels"] = labeled_pixel_report(chips, labeled_total, table.names)
+            check_trainable(report, tile.split, keep_incomplete)
         write_manifest(tmp, jobs, chips, table, stats, cfg, report)
         kept = [c for c in chips if c.split is not None]
     seconds = time.perf_counter() - t0
@@ -223,7 +253,9 @@ def tile_scenes(
 def _scene_geometry(scene: SceneInfo) -> SceneGeometry:
     if scene.crs is None:
         return SceneGeometry(group=f"pixels:{scene.name}", pixel_size=1.0, crs=None)
-    return SceneGeometry(group=scene.crs.to_wkt(), pixel_size=max(scene.res), crs=scene.crs)
+    return SceneGeometry(
+        group=scene.crs.to_wkt(), pixel_size=max(scene.res), crs=scene.crs, transform=scene.transform
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,6 +266,8 @@ def _scene_geometry(scene: SceneInfo) -> SceneGeometry:
 class _Outcome:
     chip: Chip | None
     stats: BandStats
+    labeled_core: np.ndarray  # labeled valid pixels per class in the window's core (skipped or not)
+    cells: CellCounts | None = None  # the same, per cell of the scene's label grid (kept windows)
     skip_reason: str | None = None
 
 
@@ -256,6 +290,7 @@ class _ChipWriter:
         self.num_classes = num_classes
         self.max_nodata = max_nodata
         self.compress = compress
+        self.cells: LabelCells | None = None  # the label grid's geometry (windows count into it)
         self.local = threading.local()
         self.handles: list = []
         self.lock = threading.Lock()
@@ -309,22 +344,32 @@ class _ChipWriter:
         core = valid[r0 - gw.row : r1 - gw.row, c0 - gw.col : c1 - gw.col]
         stats.add(data[:, r0 - gw.row : r1 - gw.row, c0 - gw.col : c1 - gw.col], core, seed)
         valid_fraction = float(valid.mean())
-        if 1.0 - valid_fraction > self.max_nodata:
-            return _Outcome(None, stats, "too many invalid pixels")
         chip_id = f"{scene.name}_r{gw.row:06d}_c{gw.col:06d}"
         image_rel = f"images/{scene.name}/{chip_id}.tif"
         label_rel = None
         class_pixels = np.zeros(self.num_classes, np.int64)
+        labeled_core = np.zeros(self.num_classes, np.int64)
         ignore = int(valid.size)
+        mask = None
         if labels is not None:
             mask = labels.read(gw)
             mask[~valid] = IGNORE_INDEX
             counts = np.bincount(mask.ravel(), minlength=256)
             class_pixels = counts[: self.num_classes].astype(np.int64)
             ignore = int(counts[IGNORE_INDEX])
-            if class_pixels.sum() > 0:
-                label_rel = f"labels/{scene.name}/{chip_id}.tif"
-                self._write_label(self.root / label_rel, mask, gw)
+            core_mask = mask[r0 - gw.row : r1 - gw.row, c0 - gw.col : c1 - gw.col]
+            labeled_core = np.bincount(core_mask.ravel(), minlength=256)[: self.num_classes].astype(np.int64)
+        # A window mostly outside the scene's valid area is skipped, unless labels in it would be lost:
+        # along a ragged nodata edge those are often the only labels of a polygon.
+        if 1.0 - valid_fraction > self.max_nodata and not labeled_core.any():
+            return _Outcome(None, stats, labeled_core, skip_reason="too many invalid pixels")
+        cells = None
+        if mask is not None and self.cells is not None and labeled_core.any():
+            lc = self.cells
+            cells = count_cells(core_mask, r0, c0, lc.cell, lc.shape[1], self.num_classes)
+        if class_pixels.sum() > 0:
+            label_rel = f"labels/{scene.name}/{chip_id}.tif"
+            self._write_label(self.root / label_rel, mask, gw)
         self._write_image(self.root / image_rel, data, valid, gw)
         chip = Chip(
             id=chip_id,
@@ -340,8 +385,10 @@ class _ChipWriter:
             ignore_pixels=ignore,
             image=image_rel,
             label=label_rel,
+            core=gw.core,
+            core_pixels=labeled_core,
         )
-        return _Outcome(chip, stats)
+        return _Outcome(chip, stats, labeled_core, cells)
 
     def _profile(self, gw: GridWindow, count: int, dtype: str) -> dict:
         profile = {

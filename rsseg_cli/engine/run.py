@@ -15,7 +15,7 @@ from rsseg_cli.atomic import atomic_file
 from rsseg_cli.config import Config, config_to_yaml, parse_config
 from rsseg_cli.config_layers import parse_labeled
 from rsseg_cli.data.chipset import ChipDataset
-from rsseg_cli.data.normalize import Normalization, default_band_map
+from rsseg_cli.data.normalize import Normalization, band_map_by_name, default_band_map
 from rsseg_cli.data.subsets import read_split_file, select_labeled, write_split_files
 from rsseg_cli.engine import distributed
 from rsseg_cli.engine.determinism import configure_determinism
@@ -31,14 +31,17 @@ log = logging.getLogger("rsseg")
 def _check_dataset(data: ChipDataset, cfg: Config) -> list[int | None]:
     if data.num_classes == 0:
         raise UserError(f"The dataset {data.root} has no class table (it was tiled without labels).")
-    if not len(data.split("val", labeled=True)):
+    if cfg.train.validation and not len(data.split("val", labeled=True)):
         raise UserError(
             f"The dataset {data.root} has no labeled chips in its val split, so runs cannot be validated. "
-            "Tile again with a val fraction (tile.split.fractions) or more scenes."
+            "Tile again with a val fraction (tile.split.fractions) or more labels, or train without "
+            "validation with --no-val (the last step's model is kept)."
         )
     bands = data.band_names
     band_map = cfg.model.band_map
     if band_map is None:
+        if len(bands) >= 3 and band_map_by_name(bands) is None:
+            _warn_first_three(bands)
         return default_band_map(bands)
     if len(band_map) != len(bands):
         raise UserError(
@@ -48,6 +51,24 @@ def _check_dataset(data: ChipDataset, cfg: Config) -> list[int | None]:
     if any(m not in (0, 1, 2, None) for m in band_map):
         raise UserError(f"model.band_map {band_map} may only hold 0, 1, 2 or null.")
     return list(band_map)
+
+
+def _warn_first_three(bands: list[str]) -> None:
+    """The names do not say which bands are red, green and blue, so the first three take the pretrained
+    colour filters: right for RGB-ordered scenes, wrong (and silently so) for B,G,R or NIR-first ones."""
+    taken = ", ".join(
+        f"{c}={n} (band {i + 1})" for i, (c, n) in enumerate(zip(("red", "green", "blue"), bands))
+    )
+    example = "[" + ",".join(["2", "1", "0", *["null"] * (len(bands) - 3)]) + "]"
+    log.warning(
+        "the band names (%s) do not say which bands are red, green and blue, so the first bands are taken: "
+        "%s. If the order differs, set it with --set model.band_map=%s (0/1/2 = red/green/blue per band, "
+        "null for others; this example is for B,G,R order), or describe the scene's bands as red, green, "
+        "blue (band descriptions or RGB colour interpretation) and tile again.",
+        ", ".join(bands),
+        taken,
+        example,
+    )
 
 
 def run_training(
@@ -119,7 +140,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
         )
     chosen = set(labeled_ids)
     unlabeled_ids = [i for i in data.split("train")["id"] if i not in chosen]
-    val_ids = data.split("val", labeled=True)["id"].tolist()
+    val_ids = data.split("val", labeled=True)["id"].tolist() if cfg.train.validation else []
 
     norm = Normalization.from_dataset(data.meta["statistics"], band_map)
     # Build (and download) the method's teachers and the model before writing anything, so a failed
@@ -182,7 +203,13 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     if resuming:
         trainer.resume(last)
     best = trainer.fit(stop_at=stop_after)
-    if dist.main:
+    if dist.main and not cfg.train.validation:
+        log.warning(
+            "done: nothing was validated (--no-val); checkpoints/best.pt holds the model of step %s. "
+            "Check it with `rsseg evaluate` on labels it was not trained on.",
+            best["step"],
+        )
+    elif dist.main:
         log.info(
             "done: best val mIoU %.2f%% at step %s; checkpoints in %s",
             100 * best["mIoU"],

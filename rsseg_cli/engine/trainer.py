@@ -274,6 +274,9 @@ class Trainer:
 
     def _evaluate(self, train_means: dict[str, float], seconds: float) -> None:
         spec = self.spec
+        if not self.cfg.validation:
+            self._keep_unvalidated(train_means, seconds)
+            return
         cms = confusions_on_chips(
             self._inference_model(),
             spec.data,
@@ -338,6 +341,21 @@ class Trainer:
             from rsseg_cli.plots import training_curves
 
             training_curves(spec.run_dir)
+        barrier()
+
+    def _keep_unvalidated(self, train_means: dict[str, float], seconds: float) -> None:
+        """Without validation (--no-val) the latest model is what prediction gets: best.pt says so."""
+        self.best = {"mIoU": None, "step": self.step, "validated": False}
+        if self.spec.dist.main:
+            record = {
+                "step": self.step,
+                "epoch": round(self.step / self.steps_per_epoch, 3),
+                "lr": self._lr(),
+            }
+            record.update({f"train_{k}": v for k, v in train_means.items()}, seconds=round(seconds, 1))
+            self._append("metrics.jsonl", record)
+            self.checkpoint().save(self.ckpt_dir / "best.pt")
+            self.save_last()
         barrier()
 
     def _append(self, name: str, record: dict) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from rich.table import Table
 
 from rsseg_cli.atomic import atomic_file
+from rsseg_cli.console_tables import keep_headers
 from rsseg_cli.progress import console
 
 METRICS_FILE = "metrics.json"
@@ -252,7 +253,7 @@ def metrics_table(metrics: dict, title: str = "") -> Table:
     table = Table(
         title=title or None, show_footer=True, caption=_summary_line(metrics), caption_justify="left"
     )
-    table.add_column("class", footer="mean (present classes)")
+    table.add_column("class", footer="mean (present classes)", overflow="fold")
     table.add_column("IoU %", justify="right", footer=_cell(metrics.get("mean_iou")))
     table.add_column("F1 %", justify="right", footer=_cell(metrics.get("mean_f1")))
     table.add_column("precision %", justify="right")
@@ -269,7 +270,7 @@ def metrics_table(metrics: dict, title: str = "") -> Table:
             f"{row['support']:,}",
             style="dim" if absent else None,
         )
-    return table
+    return keep_headers(table)  # long class names wrap instead of cutting "precision %" short
 
 
 def print_metrics(metrics: dict, title: str = "") -> None:
@@ -294,7 +295,7 @@ def print_students(students: dict[str, dict], chosen: str) -> None:
             f"{100 * m['overall_accuracy']:.2f}",
             f"{100 * m['mean_f1']:.2f}",
         )
-    console.print(table)
+    console.print(keep_headers(table))
     console.print(
         "* reported above; choose with --student clip|dinov3|ensemble", style="dim", highlight=False
     )

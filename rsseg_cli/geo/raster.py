@@ -1,11 +1,14 @@
 """Scenes: opening and checking rasters, band selection, and windowed reads with a validity mask.
 
 Validity never comes from "0 means nodata": it comes from GDAL's mask of each selected band (per-band
-nodata, an alpha band, or an internal/external mask), and non-finite values of float rasters.
+nodata, an alpha band, or an internal/external mask), non-finite values of float rasters, and a nodata the
+user declares (--nodata) for scenes whose file does not say. A scene that declares nothing but has a likely
+fill collar gets a warning (geo/collar.py).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +23,9 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.nodata import check_declared, format_nodata
+
+log = logging.getLogger("rsseg")
 
 SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 
@@ -41,6 +47,7 @@ class SceneInfo:
     nodata: list[float | None]  # per selected band
     mask_kind: str  # "all_valid" | "nodata" | "mask": how validity is derived
     res: tuple[float, float] = field(default=(1.0, 1.0))
+    nodata_source: str = "file"  # "file": the file's tags/mask; "declared": --nodata (on top of a mask)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -73,12 +80,33 @@ def open_raster(path: Path, what: str = "scene") -> rasterio.DatasetReader:
         ) from None
 
 
+# GDAL colour interpretation names a band when it has no description (an RGB GeoTIFF, a JPEG). Only these
+# three: names such as "B4" mean red on Landsat 8 but green on Sentinel-2, so sensors are never guessed.
+_COLOR_NAMES = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
+
+
 def _band_names(src: rasterio.DatasetReader) -> list[str]:
-    return [d or f"b{i}" for i, d in enumerate(src.descriptions, start=1)]
+    """Band descriptions, else red/green/blue from the colour interpretation, else b1, b2 ..."""
+    names = [
+        d or _COLOR_NAMES.get(ci) or f"b{i}"
+        for i, (d, ci) in enumerate(zip(src.descriptions, src.colorinterp), start=1)
+    ]
+    # A described band named like an interpreted one ("red" twice) keeps colorinterp from naming a second.
+    lowered = [n.lower() for n in names]
+    return [
+        n if d or lowered.count(n) == 1 else f"b{i}"
+        for i, (n, d) in enumerate(zip(names, src.descriptions), start=1)
+    ]
 
 
-def select_bands(src: rasterio.DatasetReader, bands: list[int | str] | None, path: Path) -> list[int]:
-    """Resolve a band selection (1-based indices or descriptions) to 1-based indices."""
+def select_bands(
+    src: rasterio.DatasetReader,
+    bands: list[int | str] | None,
+    path: Path,
+    setting: str = "tile.bands or --bands",
+) -> list[int]:
+    """Resolve a band selection (1-based indices or names) to 1-based indices; `setting` names where the
+    selection came from, for the messages."""
     names = _band_names(src)
     if bands is None:
         # An alpha band is a mask, not data.
@@ -92,13 +120,18 @@ def select_bands(src: rasterio.DatasetReader, bands: list[int | str] | None, pat
             if not 1 <= idx <= src.count:
                 raise UserError(
                     f"Band {idx} was selected but {path} has bands 1..{src.count} ({', '.join(names)}). "
-                    "Fix the band selection (tile.bands or --bands: 1-based indices or band names)."
+                    f"Fix the band selection ({setting}: 1-based indices or band names)."
                 )
         else:
+            # b1, b2 ... stay valid for bands that colour interpretation has since named red, green, blue.
+            alias = b.lower()[1:] if b.lower().startswith("b") and b[1:].isdigit() else None
+            if b.lower() not in lowered and alias and 1 <= int(alias) <= src.count:
+                chosen.append(int(alias))
+                continue
             if b.lower() not in lowered:
                 raise UserError(
                     f"Band {b!r} was selected but {path} has the bands {', '.join(names)}. "
-                    "Fix the band selection (tile.bands or --bands: 1-based indices or band names)."
+                    f"Fix the band selection ({setting}: 1-based indices or band names)."
                 )
             idx = lowered.index(b.lower()) + 1
         chosen.append(idx)
@@ -148,8 +181,10 @@ def mixed_dtypes_message(
     )
 
 
-def _mask_kind(src: rasterio.DatasetReader, indexes: list[int]) -> str:
+def _mask_kind(src: rasterio.DatasetReader, indexes: list[int], declared: bool = False) -> str:
     flags = [src.mask_flag_enums[i - 1] for i in indexes]
+    if declared and all(set(f) <= {MaskFlags.all_valid, MaskFlags.nodata} for f in flags):
+        return "nodata"  # the declared values replace the file's nodata tags
     if all(f == [MaskFlags.all_valid] for f in flags):
         return "all_valid"
     if all(MaskFlags.nodata in f for f in flags):
@@ -157,10 +192,34 @@ def _mask_kind(src: rasterio.DatasetReader, indexes: list[int]) -> str:
     return "mask"
 
 
+def _declare(
+    src: rasterio.DatasetReader, path: Path, indexes: list[int], file_kind: str, declared: list[float]
+) -> list[float]:
+    """Check a declared nodata against the scene and say which validity is used instead of the file's."""
+    names = [_band_names(src)[i - 1] for i in indexes]
+    values = check_declared(declared, src.dtypes[0], names, path)
+    file_nodata = [src.nodatavals[i - 1] for i in indexes]
+    shown = format_nodata(values)
+    if file_kind == "all_valid":
+        log.info("%s: nodata %s (declared with --nodata; the file has no nodata value)", path, shown)
+    elif file_kind == "mask":
+        log.info("%s: nodata %s (declared) is used in addition to the file's mask or alpha band", path, shown)
+    else:
+        before = format_nodata([None if v is None else float(v) for v in file_nodata])
+        log.info("%s: nodata %s (declared) is used instead of the file's nodata %s", path, shown, before)
+    return values
+
+
 def describe_scene(
-    path: Path, bands: list[int | str] | None = None, pixel_space: bool = False, what: str = "scene"
+    path: Path,
+    bands: list[int | str] | None = None,
+    pixel_space: bool = False,
+    what: str = "scene",
+    nodata: list[float] | None = None,
 ) -> SceneInfo:
-    """Open, check and describe a scene; raises UserError with a fix for anything unusable."""
+    """Open, check and describe a scene; raises UserError with a fix for anything unusable. `nodata`: values
+    declared by the user (one, or one per selected band) that replace the file's nodata tags or add to its
+    mask. A scene (not a prediction) without any, whose edge looks like a fill collar, gets a warning."""
     path = Path(path)
     with open_raster(path, what) as src:
         if len(set(src.dtypes)) > 1:
@@ -179,7 +238,16 @@ def describe_scene(
                 "data such as a photo tile, pass --pixel-space."
             )
         indexes = select_bands(src, bands, path)
-        nodata = [src.nodatavals[i - 1] for i in indexes]
+        kind = _mask_kind(src, indexes)
+        if nodata is not None:
+            values: list[float | None] = list(_declare(src, path, indexes, kind, nodata))
+            kind = _mask_kind(src, indexes, declared=True)
+        else:
+            values = [None if v is None else float(v) for v in (src.nodatavals[i - 1] for i in indexes)]
+            if kind == "all_valid" and what == "scene":
+                from rsseg_cli.geo.collar import warn_collar
+
+                warn_collar(src, indexes, path)
         return SceneInfo(
             path=path,
             name=path.stem,
@@ -191,9 +259,10 @@ def describe_scene(
             transform=src.transform,
             band_indexes=indexes,
             band_names=[_band_names(src)[i - 1] for i in indexes],
-            nodata=[None if v is None else float(v) for v in nodata],
-            mask_kind=_mask_kind(src, indexes),
+            nodata=values,
+            mask_kind=kind,
             res=(abs(src.res[0]), abs(src.res[1])),
+            nodata_source="file" if nodata is None else "declared",
         )
 
 
@@ -219,17 +288,25 @@ def read_window(
     if scene.mask_kind == "all_valid":
         v = np.ones((ih, iw), dtype=bool)
     elif scene.mask_kind == "nodata":
-        v = np.ones((ih, iw), dtype=bool)
-        for band, nd in zip(block, scene.nodata):
-            if nd is None:
-                continue
-            v &= ~np.isnan(band) if math.isnan(nd) else band != nd
+        v = _not_nodata(block, scene.nodata)
     else:
         v = (src.read_masks(scene.band_indexes, window=inner) > 0).all(axis=0)
+        if scene.nodata_source == "declared":
+            v &= _not_nodata(block, scene.nodata)
     if np.issubdtype(block.dtype, np.floating):
         v &= np.isfinite(block).all(axis=0)
     valid[:ih, :iw] = v
     return data, valid
+
+
+def _not_nodata(block: np.ndarray, nodata: list[float | None]) -> np.ndarray:
+    """Pixels that hold no band's nodata value, for (bands, h, w) `block`."""
+    v = np.ones(block.shape[1:], dtype=bool)
+    for band, nd in zip(block, nodata):
+        if nd is None:
+            continue
+        v &= ~np.isnan(band) if math.isnan(nd) else band != nd
+    return v
 
 
 def same_crs(a: CRS | None, b: CRS | None) -> bool:

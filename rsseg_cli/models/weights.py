@@ -57,7 +57,8 @@ def hub_error(preset: BackbonePreset, where: str, exc: BaseException) -> UserErr
     """The download failed: `where` names the files to fetch by hand."""
     return UserError(
         f"Could not get the pretrained weights of backbone {preset.name} ({preset.hub_name}) from the Hugging "
-        f"Face hub ({_short(exc)}). Without network access, download them elsewhere ({where}) and {_HOW_TO_PASS_LOCAL}."
+        f"Face hub ({_short(exc)}). Without network access, download them elsewhere ({where}) and {_HOW_TO_PASS_LOCAL}; "
+        f"or train from random initial weights with --set model.weights=none (no download; far lower accuracy)."
     )
 
 

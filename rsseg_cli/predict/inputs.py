@@ -131,13 +131,20 @@ def _refuse_existing(jobs: list[SceneJob]) -> None:
     )
 
 
-def match_scene(path: Path, ckpt: Checkpoint, bands: list[int | str] | None, pixel_space: bool) -> SceneInfo:
-    """Describe `path` with the checkpoint's band selection, refusing anything the model was not trained on."""
+def match_scene(
+    path: Path,
+    ckpt: Checkpoint,
+    bands: list[int | str] | None,
+    pixel_space: bool,
+    nodata: list[float] | None = None,
+) -> SceneInfo:
+    """Describe `path` with the checkpoint's band selection, refusing anything the model was not trained on;
+    `nodata`: values declared with --nodata (predict.nodata)."""
     indexes = [int(b["index"]) for b in ckpt.bands]
     if bands is None and indexes != list(range(1, len(indexes) + 1)):
         # Training used a subset of the scene's bands: take the same ones.
         bands = list(indexes)
-    scene = describe_scene(path, bands, pixel_space=pixel_space)
+    scene = describe_scene(path, bands, pixel_space=pixel_space, nodata=nodata)
     ckpt.check_bands(
         scene.band_names,
         str(path),

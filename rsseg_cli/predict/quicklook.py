@@ -13,7 +13,29 @@ import rasterio
 from rasterio.enums import Resampling
 
 from rsseg_cli.atomic import atomic_file
+from rsseg_cli.data.normalize import rgb_bands
+from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import MASK_NODATA, class_colormap, read_class_table
+from rsseg_cli.geo.raster import SceneInfo, open_raster, select_bands
+
+
+def quicklook_bands(
+    scene: SceneInfo, band_map: list[int | None] | None, choice: list[int | str] | None = None
+) -> list[int]:
+    """The scene bands (1-based) shown as red, green and blue: `choice` (--quicklook-bands, any band of the
+    scene by index or name; one band shows grey), else the bands the model takes as red, green and blue (by
+    band name or colour interpretation, or model.band_map), else the first three."""
+    if choice is not None:
+        setting = "--quicklook-bands or predict.quicklook_bands"
+        with open_raster(scene.path) as src:
+            bands = select_bands(src, choice, scene.path, setting=setting)
+        if len(bands) not in (1, 3):
+            raise UserError(
+                f"{setting} names {len(bands)} bands; give three (red, green, blue), e.g. 4,3,2, or one for grey."
+            )
+        return bands
+    rgb = rgb_bands(band_map) if band_map else None
+    return [scene.band_indexes[i] for i in rgb] if rgb else scene.band_indexes[:3]
 
 
 def _shape(src: rasterio.DatasetReader, max_side: int) -> tuple[int, int]:
@@ -21,12 +43,16 @@ def _shape(src: rasterio.DatasetReader, max_side: int) -> tuple[int, int]:
     return max(1, round(src.height * scale)), max(1, round(src.width * scale))
 
 
-def _rgb(scene: Path, bands: list[int], max_side: int) -> np.ndarray:
-    """True-colour image (h, w, 3) in [0, 1], each band stretched between its 2nd and 98th percentile."""
+def _rgb(scene: Path, bands: list[int], max_side: int, nodata: dict[int, float] | None = None) -> np.ndarray:
+    """True-colour image (h, w, 3) in [0, 1], each band stretched between its 2nd and 98th percentile;
+    `nodata`: declared values (--nodata) by band, invalid like the file's own mask."""
     with rasterio.open(scene) as src:
         h, w = _shape(src, max_side)
         data = src.read(bands, out_shape=(len(bands), h, w), resampling=Resampling.average).astype(np.float32)
         valid = src.read_masks(bands[0], out_shape=(h, w)) > 0
+    for i, b in enumerate(bands):
+        if nodata and b in nodata:
+            valid &= data[i] != np.float32(nodata[b])
     out = np.zeros((h, w, 3), np.float32)
     for i in range(min(3, len(bands))):
         band = data[i]
@@ -63,6 +89,7 @@ def write_quicklook(
     labels: Path | None = None,
     max_side: int = 1024,
     title: str | None = None,
+    nodata: dict[int, float] | None = None,
 ) -> Path:
     """Scene | [labels |] prediction, side by side, with a legend of the class colours."""
     import matplotlib
@@ -73,7 +100,7 @@ def write_quicklook(
 
     with rasterio.open(scene) as src:
         bands = rgb_bands or list(range(1, min(3, src.count) + 1))
-    image = _rgb(scene, bands, max_side)
+    image = _rgb(scene, bands, max_side, nodata)
     predicted, table = _classes(mask, image.shape[:2])
     panels = [("scene (bands " + ",".join(map(str, bands)) + ")", image)]
     if labels is not None:

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from rsseg_cli.atomic import atomic_file, partial_name, remove_stale_partials
 from rsseg_cli.config import PredictConfig
+from rsseg_cli.console_tables import keep_headers
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import class_sidecar_path, write_class_sidecar
@@ -29,6 +30,7 @@ from rsseg_cli.geo.raster import SceneInfo, read_window
 from rsseg_cli.predict.cog import write_cog
 from rsseg_cli.predict.inputs import SceneJob, expand_scenes, match_scene, plan_jobs
 from rsseg_cli.predict.model import InferenceModel, load_inference_model
+from rsseg_cli.predict.quicklook import quicklook_bands
 from rsseg_cli.predict.stream import StreamPredictor
 from rsseg_cli.predict.writer import OutputPaths, PredictionWriter
 from rsseg_cli.progress import console, progress
@@ -123,14 +125,13 @@ def predict_scene(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: Pre
             )
             polygons = summary.polygons
         if job.quicklook:
-            from rsseg_cli.data.normalize import rgb_bands
             from rsseg_cli.predict.quicklook import write_quicklook
 
-            rgb = rgb_bands(im.checkpoint.band_map)
-            bands = [scene.band_indexes[i] for i in rgb] if rgb else scene.band_indexes[:3]
-            write_quicklook(
-                scene.path, mask_tmp, quicklook_tmp, bands, title=f"{scene.name} - {im.path.name}"
-            )
+            bands = quicklook_bands(scene, im.checkpoint.band_map, opts.quicklook_bands)
+            declared = scene.nodata if scene.nodata_source == "declared" else []
+            nodata = {b: v for b, v in zip(scene.band_indexes, declared) if v is not None}
+            title = f"{scene.name} - {im.path.name}"
+            write_quicklook(scene.path, mask_tmp, quicklook_tmp, bands, title=title, nodata=nodata)
     seconds = time.perf_counter() - t0
     if writer.invalid_pixels == scene.height * scene.width:
         log.warning("%s has no valid pixel: its mask is all nodata (255).", scene.path)
@@ -172,8 +173,15 @@ def predict_scenes(
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device)
     im = load_inference_model(path, device, precision, opts.student)
+    if im.checkpoint.best.get("validated") is False:
+        log.warning("%s was trained without validation (--no-val): its quality was never measured", path)
     # Check every scene before predicting any, so a bad third scene does not fail after an hour.
-    scene_infos = [match_scene(j.scene, im.checkpoint, opts.bands, opts.pixel_space) for j in jobs]
+    scene_infos = [
+        match_scene(j.scene, im.checkpoint, opts.bands, opts.pixel_space, opts.nodata) for j in jobs
+    ]
+    for job, scene in zip(jobs, scene_infos):
+        if job.quicklook:  # a wrong --quicklook-bands fails now, not after the first scene
+            quicklook_bands(scene, im.checkpoint.band_map, opts.quicklook_bands)
     if vector is not None:
         from rsseg_cli.vectorize import check_vectorize_options
 
@@ -200,15 +208,13 @@ def predict_scenes(
 
 
 def print_predict_summary(results: list[SceneResult]) -> None:
-    """A table of the scenes (size, windows, seconds, MP/s, model share, files) and each one's class shares."""
+    """A table of the scenes (size, windows, seconds, MP/s, model share), then each one's files and class
+    shares. The files are lines under the table, not a column: paths would squeeze an 80-column table."""
     table = Table(title="rsseg predict", show_lines=False)
-    for col in ("scene", "size", "windows", "s", "MP/s", "model %"):
-        table.add_column(col, justify="left" if col == "scene" else "right", no_wrap=True)
-    table.add_column("files", overflow="fold")
+    table.add_column("scene", overflow="fold")
+    for col in ("size", "windows", "s", "MP/s", "model %"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in results:
-        files = "\n".join(str(p) for p in r.job.outputs)
-        if r.polygons is not None:
-            files += f" ({r.polygons} polygons)"
         table.add_row(
             r.job.scene.name,
             f"{r.width} x {r.height}",
@@ -216,9 +222,12 @@ def print_predict_summary(results: list[SceneResult]) -> None:
             f"{r.seconds:.1f}",
             f"{r.megapixels_per_s:.2f}",
             f"{100 * r.model_seconds / max(r.seconds, 1e-9):.0f}",
-            files,
         )
-    console.print(table)
+    console.print(keep_headers(table))
+    for r in results:
+        polygons = f" ({r.polygons} polygons)" if r.polygons is not None else ""
+        files = ", ".join(str(p) for p in r.job.outputs)
+        console.print(f"{r.job.scene.name} -> {files}{polygons}", highlight=False, soft_wrap=True)
     for r in results:
         total = sum(r.class_pixels.values())
         if total:

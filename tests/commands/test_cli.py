@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 
@@ -158,6 +160,13 @@ def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
         assert m.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and (m.height, m.width) == (768, 768)
     assert len(gpd.read_file(pred / "scene_polygons.gpkg")) > 0
     assert (pred / "quicklook.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The map is scored against the scene's labels, and the quick-look says how good it is: 4 steps from
+    # random weights is not a land-cover map, and its title must not let it pass for one.
+    scene_metrics = json.loads((pred / "scene_vs_labels" / "metrics.json").read_text())
+    err = " ".join(r.err.split())
+    assert f"map vs labels: mIoU {100 * scene_metrics['mean_iou']:.0f} %" in err
+    assert "4 steps from random weights" in err
+    assert re.search(r"demo took \d+ s \(\d+ CPU s\): sample \d+ s, tile \d+ s, train \d+ s", err)
     # After the demo, predict works with defaults (runs/latest) from inside the demo folder.
     monkeypatch.chdir(tmp_path / "demo")
     r = cli("predict", "sample/scene.tif", "--out", "mask.tif")

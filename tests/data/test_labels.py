@@ -145,7 +145,7 @@ def test_vector_labels_that_miss_the_scene_are_an_error_naming_both_extents(scen
     near = [box(X0 + 120, Y0 - 20, X0 + 500, Y0 - 10)]
     gpd.GeoDataFrame({"class": ["water"]}, geometry=near, crs="EPSG:32633").to_file(tmp_path / "near.gpkg")
     assert cli("tile", scene, "--labels", tmp_path / "near.gpkg", "--out", tmp_path / "d2",
-               "--chip-size", "128").code == 0  # fmt: skip
+               "--chip-size", "128", "--set", "tile.split.fractions={train: 1.0}").code == 0  # fmt: skip
 
 
 def write_float_labels(path, classes, nodata_mask, **kw):

@@ -37,7 +37,7 @@ def tile(scene, out, *sets, labels=True, **kw):
 def test_chips_are_exact_georeferenced_windows(make_scene, tmp_path):
     scene = make_scene(300, 400, bands=3)
     out = tmp_path / "data"
-    result = tile(scene, out, "tile.chip_size=64", "tile.max_nodata=1.0")
+    result = tile(scene, out, "tile.chip_size=64", "tile.max_nodata=1.0", "tile.split.fractions={train: 1.0}")
     meta, table = read_chips(out)
     assert result.chips == len(table) > 0
     assert meta["chip_size"] == 64 and meta["stride"] == 64 and meta["dtype"] == "uint16"
@@ -135,14 +135,21 @@ def test_edge_policies(make_scene, tmp_path, edge, expected_cols):
             np.testing.assert_array_equal(chip.read(), scene.data[:, :, 106:170])
 
 
-def test_max_nodata_skips_mostly_empty_chips(make_scene, tmp_path):
+def test_max_nodata_skips_mostly_empty_chips_unless_they_hold_labels(make_scene, tmp_path):
     scene = make_scene(64, 200)
-    out = tmp_path / "data"
-    result = tile(scene, out, "tile.chip_size=64", "tile.max_nodata=0.5", "tile.split.fractions={train: 1.0}")
-    # The last window holds 8 of 64 columns: 87.5 % padding.
+    cfg = load_config(
+        overrides=["tile.chip_size=64", "tile.max_nodata=0.5", "tile.split.fractions={train: 1.0}"]
+    )
+    # The last window holds 8 of 64 columns: 87.5 % padding. Unlabeled, it is skipped ...
+    result = tile_scenes([], [], tmp_path / "u", cfg, unlabeled=[scene.image])
     assert result.dropped == {"too many invalid pixels": 1}
-    _, table = read_chips(out)
-    assert sorted(table["col"]) == [0, 64, 128]
+    assert sorted(read_chips(tmp_path / "u")[1]["col"]) == [0, 64, 128]
+    # ... but its labels would be lost: labeled, it is kept.
+    result = tile_scenes([scene.image], [scene.labels], tmp_path / "l", cfg)
+    assert result.dropped == {}
+    _, table = read_chips(tmp_path / "l")
+    assert sorted(table["col"]) == [0, 64, 128, 192]
+    assert table[table.col == 192].iloc[0]["labeled"]
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "float32"])
@@ -156,7 +163,10 @@ def test_dtypes_round_trip(tmp_path, dtype):
     image = write_raster(tmp_path / "s.tif", data, nodata=nodata)
     labels = write_raster(tmp_path / "l.tif", np.ones((96, 96), np.uint8), nodata=255)
     out = tmp_path / "data"
-    tile_scenes([image], [labels], out, load_config(overrides=["tile.chip_size=32", "tile.max_nodata=1.0"]))
+    cfg = load_config(
+        overrides=["tile.chip_size=32", "tile.max_nodata=1.0", "tile.split.fractions={train: 1.0}"]
+    )
+    tile_scenes([image], [labels], out, cfg)
     meta, table = read_chips(out)
     assert meta["dtype"] == dtype
     first = table[(table.row == 0) & (table.col == 0)].iloc[0]
@@ -274,12 +284,19 @@ def test_same_seed_same_dataset_other_seed_other_split(tmp_path):
     assert not tables[0]["split"].equals(tables[2]["split"])
 
 
-def test_splits_do_not_touch_and_are_stratified(tmp_path):
+def test_block_splits_do_not_touch_and_are_stratified(tmp_path):
     from rsseg_cli.synthetic import generate_sample
 
     sample = generate_sample(tmp_path / "s", height=1024, width=1024, seed=0)
     out = tmp_path / "data"
-    cfg = load_config(overrides=["tile.chip_size=64", "tile.split.block_size=2", "tile.split.gap=8"])
+    cfg = load_config(
+        overrides=[
+            "tile.chip_size=64",
+            "tile.split.method=blocks",
+            "tile.split.block_size=2",
+            "tile.split.gap=8",
+        ]
+    )
     tile_scenes([sample.scene], [sample.labels], out, cfg)
     gdf = gpd.read_file(out / "chips.gpkg")
     report = json.loads((out / "split_report.json").read_text())

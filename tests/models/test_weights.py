@@ -12,6 +12,8 @@ from rsseg_cli.models.backbones import build_backbone
 from rsseg_cli.models.open_clip_adapter import create_open_clip
 from rsseg_cli.models.presets import get_preset, tiny_overrides
 from rsseg_cli.models.weights import LOCAL_DIR, resolve_weights
+from tests.commands.helpers import assert_user_error
+from tests.helpers import TINY_TRAIN
 from tests.models.helpers import save_weights
 
 
@@ -90,6 +92,17 @@ def test_hub_offline_fails_fast_with_user_error(offline, name, model):
     assert model in message
     assert "model.weights=/path/to/weights.safetensors" in message
     assert "local" in message
+    assert "--set model.weights=none" in message  # the way to run at all without the weights
+
+
+def test_train_offline_with_hub_weights_names_both_fixes(offline, dataset, cli, tmp_path, monkeypatch):
+    """`rsseg train` asking for pretrained weights with no network: exit 2, naming a local file and 'none'."""
+    monkeypatch.chdir(tmp_path)
+    tiny = [s for s in TINY_TRAIN if not s.startswith("model.weights")]
+    sets = [arg for s in [*tiny, "model.weights=hub"] for arg in ("--set", s)]
+    r = cli("train", "--data", dataset, "--labeled", "1/2", *sets)
+    assert_user_error(r, "vit_small_patch14_dinov2", "--set model.weights=none", "model.weights=/path/to/")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_resolve_weights_kinds(tmp_path):
