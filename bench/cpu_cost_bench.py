@@ -21,14 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backbones", nargs="+", default=["dinov2_s"])
     parser.add_argument("--crops", nargs="+", type=int, default=[126, 224])
     parser.add_argument("--methods", nargs="+", default=["supervised", "unimatch-v2"])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--unlabeled", type=int, default=200, help="unlabeled train chips (sets the schedule)")
+    parser.add_argument(
+        "--unlabeled", type=int, default=200, help="unlabeled train chips (sets the schedule)"
+    )
     parser.add_argument("--classes", type=int, default=6)
     args = parser.parse_args()
 
@@ -69,19 +73,26 @@ def main() -> None:
 
                     teacher = copy.deepcopy(model).eval()
 
-                def step(i: int) -> None:
-                    method.begin_step(i, schedule)
-                    out = method.step(model, teacher, labeled, unlabeled if method.uses_unlabeled else None)
-                    opt.zero_grad(set_to_none=True)
-                    out.loss.backward()
-                    opt.step()
-
+                step = _step_fn(method, model, teacher, opt, labeled, unlabeled, schedule)
                 s = median_after_first(timed_steps(step, args.steps, device))
                 images = args.batch * (2 if method.uses_unlabeled else 1)
                 hours = s * schedule / 3600
                 print(
                     f"{backbone:<10} {method_name:<12} {crop:>5} {s:>7.2f} {images / s:>6.2f} {hours:>8.1f} h"
                 )
+
+
+def _step_fn(method, model, teacher, opt, labeled, unlabeled, schedule):
+    """One optimizer step of `method` on fixed batches (a closure per configuration)."""
+
+    def step(i: int) -> None:
+        method.begin_step(i, schedule)
+        out = method.step(model, teacher, labeled, unlabeled if method.uses_unlabeled else None)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        opt.step()
+
+    return step
 
 
 if __name__ == "__main__":

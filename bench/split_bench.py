@@ -67,7 +67,9 @@ def measure(scene: Path, labels: Path, out: Path, method: str, chip: int, seed: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--chip-size", type=int, default=64)
     args = parser.parse_args()
