@@ -91,7 +91,12 @@ FillHolesOpt = Annotated[
     float | None, typer.Option(help=with_default("Fill holes smaller than this, m².", V, "fill_holes"))
 ]
 # Labels (tile, and evaluate --pred).
-LabelFieldOpt = Annotated[str | None, typer.Option(help="Vector labels: the class field. [default: class]")]
+LabelFieldOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Vector labels: the class field. [default: the first of class, class_id, label, classname]"
+    ),
+]
 AllTouchedOpt = Annotated[
     bool | None, typer.Option(help="Vector labels: burn every pixel a polygon touches. [default: off]")
 ]

@@ -127,7 +127,9 @@ class TrainConfig(Strict):
     device: DEVICE = Field(default="auto", description="auto, cpu, cuda, cuda:1, ...")
     workers: int = Field(default=2, ge=0, description="data loader processes per training process")
     eval_every: int | None = Field(
-        default=None, ge=1, description="steps between validations; default an epoch"
+        default=None,
+        ge=1,
+        description="steps between validations; default an epoch (at most 20 validations per run)",
     )
     log_every: int = Field(default=10, ge=1, description="steps between log lines / progress updates")
     validation: bool = Field(

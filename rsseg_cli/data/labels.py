@@ -6,6 +6,7 @@ Both give, for a grid window, a uint8 array of class ids with 255 where a pixel 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Protocol
@@ -13,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
@@ -23,6 +25,10 @@ from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import CLASS_TAG, class_table_from_tag, read_colormap, rgb_to_hex
 from rsseg_cli.geo.grid import GridWindow
 from rsseg_cli.geo.raster import SceneInfo, open_raster, same_grid
+
+# rasterize() burns polygons into an in-memory dataset of its own, which some GDAL builds report as "not
+# georeferenced" from the reader threads: a warning about rasterio's internals, not about the user's files.
+warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module=r"rasterio\.features")
 
 log = logging.getLogger("rsseg")
 

@@ -123,6 +123,14 @@ def resolve_classes(jobs: list[_Job], cfg: Config) -> ClassTable | None:
                 mapping,
                 reference_config(),
             )
+        elif first.kind == "vector":
+            log.info(
+                "classes from the values of the field %r of %s: %s (ids in sorted order; set ids, "
+                "names and colours with 'classes' in a config file)",
+                getattr(first, "field", None),
+                first.path.name,
+                ", ".join(c.name for c in table.classes),
+            )
         else:
             log.info("class table read from the labels' embedded table: %s", mapping)
     for job in labeled:

@@ -98,6 +98,7 @@ def run_training(
 def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Path:
     precision = resolve_precision(cfg.train.precision, device)
     data = ChipDataset.open(data_dir)
+    cfg = _fit_crop(cfg, int(data.meta["chip_size"]))
 
     if out is None and resume:
         from rsseg_cli.runs import latest_run
@@ -217,6 +218,21 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             run_dir / "checkpoints",
         )
     return run_dir
+
+
+def _fit_crop(cfg: Config, chip_size: int) -> Config:
+    """A crop larger than the chips would be mostly padding (518 px crops of 128 px chips cost 16 times the
+    compute for the same pixels): train at the chip size instead, and say so."""
+    if cfg.train.crop <= chip_size:
+        return cfg
+    log.warning(
+        "train.crop %d is larger than the dataset's %d px chips: training at crop %d instead (set train.crop "
+        "to choose; validation and prediction use the checkpoint's crop)",
+        cfg.train.crop,
+        chip_size,
+        chip_size,
+    )
+    return cfg.model_copy(update={"train": cfg.train.model_copy(update={"crop": chip_size})})
 
 
 def _essential(cfg: Config) -> dict:

@@ -58,6 +58,9 @@ class RunSpec:
     dist: Dist = field(default_factory=Dist)
 
 
+MAX_VALIDATIONS = 20  # default validations per run, at most (train.eval_every overrides)
+
+
 class Trainer:
     def __init__(self, spec: RunSpec, model: nn.Module, method: Method):
         self.spec = spec
@@ -105,7 +108,9 @@ class Trainer:
         epoch_stream = self.unlabeled or self.labeled
         self.steps_per_epoch = epoch_stream.batches_per_epoch
         self.total_steps = cfg.iterations or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
-        self.eval_every = cfg.eval_every or self.steps_per_epoch
+        # Every epoch, but at most ~MAX_VALIDATIONS times: a small dataset's epoch of 2 steps would otherwise
+        # spend more time validating than training.
+        self.eval_every = cfg.eval_every or max(self.steps_per_epoch, self.total_steps // MAX_VALIDATIONS)
         self.step = 0
         self.best = {"mIoU": -1.0, "step": None}
         self.ckpt_dir = spec.run_dir / "checkpoints"
