@@ -5,8 +5,8 @@
 
 Real-size backbones with random weights (the same arithmetic as the pretrained ones; nothing is downloaded),
 fp32, batch 4 labeled + 4 unlabeled as the default recipe, median of the steps after the first. Prints seconds
-per step and the projected time for the default schedule of a small dataset (`--chips` labeled train chips,
-60 epochs over the unlabeled pool of `--unlabeled` chips). Run it on an idle machine: a busy second process
+per step and the projected time for the default schedule: 60 epochs over the unlabeled pool of `--unlabeled`
+chips, or for the supervised baseline its recipe (batch 2 x 4, epochs of 3000 samples). Run it on an idle machine: a busy second process
 makes torch several times slower on 2 cores.
 """
 
@@ -65,18 +65,26 @@ def main() -> None:
                 g["lr"] = cfg.train.lr * method.lr_multiplier(g["name"], cfg.train.head_lr_mult)
             opt = torch.optim.AdamW(groups, weight_decay=cfg.train.weight_decay)
             method.setup(device, "fp32")
+            # The labeled batch and epoch each method's recipe draws (the supervised baseline's: 2x batch,
+            # epochs of 3000 samples); the unlabeled pool sets the epoch of the semi-supervised ones.
+            batch, epoch_samples = method.labeled_stream(cfg.train)
+            if method.uses_unlabeled:
+                steps = schedule
+            else:
+                steps = 60 * math.ceil(max(args.unlabeled, epoch_samples or 0) / batch)
             for crop in args.crops:
-                labeled, unlabeled = synthetic_batch(args.batch, 4, crop, args.classes, device)
+                labeled, _ = synthetic_batch(batch, 4, crop, args.classes, device)
+                _, unlabeled = synthetic_batch(args.batch, 4, crop, args.classes, device)
                 teacher = None
                 if method.uses_ema:
                     import copy
 
                     teacher = copy.deepcopy(model).eval()
 
-                step = _step_fn(method, model, teacher, opt, labeled, unlabeled, schedule)
+                step = _step_fn(method, model, teacher, opt, labeled, unlabeled, steps)
                 s = median_after_first(timed_steps(step, args.steps, device))
-                images = args.batch * (2 if method.uses_unlabeled else 1)
-                hours = s * schedule / 3600
+                images = batch + (args.batch if method.uses_unlabeled else 0)
+                hours = s * steps / 3600
                 print(
                     f"{backbone:<10} {method_name:<12} {crop:>5} {s:>7.2f} {images / s:>6.2f} {hours:>8.1f} h"
                 )

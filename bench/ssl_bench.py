@@ -1,10 +1,15 @@
 """Does semi-supervised learning pay off? Supervised vs FixMatch vs UniMatch V2 (and RS-MTDF with --methods)
-at 1/8 labels with the same step budget, and supervised with every label as the ceiling, on the project's
-synthetic scene.
+at 1/8 labels, and supervised with every label as the ceiling, on the project's synthetic scene.
 
-    python bench/ssl_bench.py                  # defaults below; about 10-20 min on 2 CPU cores
+    python bench/ssl_bench.py                  # defaults below; about 30-40 min on 2 CPU cores
     python bench/ssl_bench.py --steps 300 --size 1024 --methods supervised unimatch-v2
-    python bench/ssl_bench.py --methods supervised fixmatch unimatch-v2 rs-mtdf
+    python bench/ssl_bench.py --methods supervised fixmatch unimatch-v2 rs-mtdf --equal-steps-baseline
+
+The semi-supervised runs train --steps steps. The supervised baseline trains as the released supervised
+recipes do (methods.md): the same number of epochs as the semi-supervised runs (passes over the unlabeled
+pool), but a doubled batch and epochs of max(labeled chips, 3000) samples, so it takes more steps; the rows
+compare against it. --equal-steps-baseline adds the old, under-trained baseline (the SSL labeled batch and
+step count), labelled "supervised (equal steps)".
 
 The model is a small random-init ViT (DINOv2 layout) with a DPT head: nothing is pretrained, so all knowledge
 comes from the labels and the unlabeled chips. Every run uses the same seed, split, crop and schedule; each
@@ -32,6 +37,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--methods", nargs="+", default=["supervised", "fixmatch", "unimatch-v2"])
     parser.add_argument("--no-full", action="store_true", help="skip supervised with every label")
+    parser.add_argument(
+        "--equal-steps-baseline",
+        action="store_true",
+        help="also run supervised at the SSL labeled batch and step count (under-trained; for comparison)",
+    )
+    parser.add_argument(
+        "--epoch-samples", type=int, default=3000, help="the supervised recipe's epoch, in samples"
+    )
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--dim", type=int, default=96)
     parser.add_argument("--tau", type=float, default=0.95)
@@ -66,8 +79,6 @@ def main() -> None:
         f"train.crop={args.crop}",
         f"train.batch_size={args.batch}",
         f"train.batch_size_unlabeled={args.batch}",
-        f"train.iterations={args.steps}",
-        f"train.eval_every={max(1, args.steps // 6)}",
         f"train.lr={args.lr}",
         "train.head_lr_mult=10",
         f"train.tau={args.tau}",
@@ -90,28 +101,46 @@ def main() -> None:
         f"train.rs_mtdf.teachers.clip.resolution={side}",
         f"train.rs_mtdf.translator_hidden={4 * args.dim}",
     ]
-    runs = [(m, args.labeled) for m in args.methods]
+    steps = [f"train.iterations={args.steps}", f"train.eval_every={max(1, args.steps // 6)}"]
+    recipe = _recipe_schedule(data, args)
+    # (row label, method, labels, settings): the semi-supervised runs and the equal-steps baseline train
+    # --steps steps; the recipe baseline its own schedule.
+    runs: list[tuple[str, str, str, list[str]]] = []
+    for method in args.methods:
+        if method != "supervised":
+            runs.append((method, method, args.labeled, [*steps, *(teachers if method == "rs-mtdf" else [])]))
+        else:
+            runs.append(("supervised", method, args.labeled, recipe))
+    if args.equal_steps_baseline:
+        equal = ["train.supervised.batch_multiplier=1", "train.supervised.epoch_samples=1", *steps]
+        runs.append(("supervised (equal steps)", "supervised", args.labeled, equal))
     if not args.no_full:
-        runs.append(("supervised", "1/1"))
+        runs.append(("supervised", "supervised", "1/1", recipe))
     results = []
-    for method, labeled in runs:
+    for label, method, labeled, sets in runs:
+        # SSL runs keep their folder names (a finished run is reused); the baselines are told apart.
+        kind = (
+            ""
+            if method != "supervised"
+            else ("-equal" if "equal" in label else f"-recipe{args.epoch_samples}")
+        )
         out = (
             args.work
             / "runs"
-            / f"{method}-{labeled.replace('/', 'of')}-{args.steps}-ema{args.ema_decay}-tau{args.tau}"
+            / f"{method}-{labeled.replace('/', 'of')}{kind}-{args.steps}-ema{args.ema_decay}-tau{args.tau}"
         )
         t0 = time.perf_counter()
-        extra = teachers if method == "rs-mtdf" else []
-        cfg = load_config(overrides=[*common, *extra, f"train.method={method}", f"train.labeled={labeled}"])
+        cfg = load_config(overrides=[*common, *sets, f"train.method={method}", f"train.labeled={labeled}"])
         if not (out / "checkpoints" / "last.pt").exists():
             run_training(data, cfg, out=out)
         records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         info = json.loads((out / "run.json").read_text())
         results.append(
             {
-                "method": method,
+                "method": label,
                 "labeled": labeled,
                 "labeled_chips": info["labeled_chips"],
+                "steps": info.get("total_steps", args.steps),
                 "best": max(r["mIoU"] for r in records),
                 "final": records[-1]["mIoU"],
                 "minutes": (time.perf_counter() - t0) / 60,
@@ -124,13 +153,36 @@ def main() -> None:
         f"\nsample {args.size} px, chips {args.chip}, crop {args.crop}, {args.steps} steps, batch {args.batch}"
         f"+{args.batch}, ViT depth {args.depth} dim {args.dim} (random init), tau {args.tau}, seed {args.seed}"
     )
-    print(f"{'method':<14}{'labeled':>9}{'chips':>7}{'best mIoU':>11}{'final':>8}{'vs sup':>9}{'min':>6}")
+    print(
+        f"{'method':<26}{'labeled':>9}{'chips':>7}{'steps':>7}{'best mIoU':>11}{'final':>8}{'vs sup':>9}"
+        f"{'min':>6}"
+    )
     for r in results:
         ratio = f"{r['best'] / base:8.2f}x" if base else ""
         print(
-            f"{r['method']:<14}{r['labeled']:>9}{r['labeled_chips']:>7}{100 * r['best']:10.1f}%"
-            f"{100 * r['final']:7.1f}%{ratio:>9}{r['minutes']:6.1f}"
+            f"{r['method']:<26}{r['labeled']:>9}{r['labeled_chips']:>7}{r['steps']:>7}"
+            f"{100 * r['best']:10.1f}%{100 * r['final']:7.1f}%{ratio:>9}{r['minutes']:6.1f}"
         )
+
+
+def _recipe_schedule(data: Path, args: argparse.Namespace) -> list[str]:
+    """Settings of the supervised baseline trained as the released supervised recipes do: as many epochs as
+    the semi-supervised runs make in --steps steps (passes over their unlabeled pool at --batch), each of
+    max(labeled chips, --epoch-samples) samples at a doubled batch (validated every epoch: the default)."""
+    from rsseg_cli.config_layers import parse_labeled
+    from rsseg_cli.data.chipset import ChipDataset
+
+    chips = ChipDataset.open(data)
+    candidates = len(chips.split("train", labeled=True))
+    spec = parse_labeled(args.labeled)
+    # As many chips as training selects (select_labeled), so the unlabeled pool is the SSL runs' own.
+    labeled = spec.count if spec.count is not None else round(spec.ratio * candidates)
+    ssl_epochs = args.steps / max(1, (len(chips.split("train")) - labeled) // args.batch)
+    return [
+        f"train.epochs={ssl_epochs:.6g}",
+        f"train.supervised.epoch_samples={args.epoch_samples}",
+        "train.supervised.batch_multiplier=2",
+    ]
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class ClassSpec(Strict):
 
 class ModelConfig(Strict):
     backbone: str = Field(default="dinov2_s", description="backbone preset, see models/presets.py")
-    head: Literal["s", "b", "l"] | None = Field(
+    head: Literal["s", "b", "l", "g"] | None = Field(
         default=None, description="DPT head size; default from the backbone"
     )
     weights: str = Field(
@@ -111,10 +111,16 @@ class TrainConfig(Strict):
         default="1/1", description="labeled share of the training chips: 1/8, 12.5%, or a count"
     )
     crop: int = Field(default=518, ge=16, description="training crop in pixels")
-    batch_size: int = Field(default=4, ge=1, description="labeled chips per step (per process)")
+    batch_size: int = Field(
+        default=4,
+        ge=1,
+        description="labeled chips per step (per process; supervised: x its batch_multiplier)",
+    )
     batch_size_unlabeled: int = Field(default=4, ge=1, description="unlabeled chips per step (per process)")
     epochs: float = Field(
-        default=60, gt=0, description="passes over the unlabeled pool (labeled for supervised)"
+        default=60,
+        gt=0,
+        description="passes over the unlabeled pool (supervised: of max(labeled chips, its epoch_samples))",
     )
     iterations: int | None = Field(default=None, ge=1, description="total steps; overrides epochs")
     lr: float = Field(default=5e-6, gt=0, description="backbone learning rate")

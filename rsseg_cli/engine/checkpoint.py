@@ -180,11 +180,18 @@ def _from_0_1_0(payload: dict[str, Any]) -> dict[str, Any]:
         )
     }
     spec["backbone_kwargs"] = dict(old.get("backbone_kwargs") or {})
+    # 0.1.0 computed some parts differently from the released recipes (issue 13); its checkpoints keep that
+    # behaviour so they predict as they did: CLIP skips through ln_post, the fusion resize without
+    # align_corners, the large DPT head on giant backbones.
+    if spec.get("head") is None and str(spec.get("backbone") or "").startswith("dinov2_g"):
+        spec["head"] = "l"
     if old.get("co2s"):
         students = {
             name: {k: v for k, v in s.items() if k not in ("kind", "num_classes", "in_chans", "band_map")}
             for name, s in old["co2s"].items()
         }
+        if "clip" in students:
+            students["clip"]["skip_path"] = "ln_post"
         spec.update(
             architecture="co2s",
             parts={"students": students, "concepts": old.get("concepts") or []},
@@ -196,7 +203,7 @@ def _from_0_1_0(payload: dict[str, Any]) -> dict[str, Any]:
             head_channels=None,
         )
     elif old.get("fusion"):
-        spec.update(architecture="fusion-segmenter", parts=dict(old["fusion"]))
+        spec.update(architecture="fusion-segmenter", parts={**old["fusion"], "align_corners": False})
     else:
         spec["architecture"] = "segmenter"
     new = {k: v for k, v in payload.items() if k not in ("model", "student", "band_map")}

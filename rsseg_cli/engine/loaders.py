@@ -24,9 +24,10 @@ class BatchStream:
         world: int,
         workers: int,
         device: torch.device,
+        epoch_samples: int | None = None,
     ):
         self.dataset = dataset
-        self.sampler = EpochSampler(len(dataset), batch_size, seed, rank, world)
+        self.sampler = EpochSampler(len(dataset), batch_size, seed, rank, world, epoch_samples)
         self.seed = seed
         self.rank = rank
         self.batch_size = batch_size

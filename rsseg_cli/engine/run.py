@@ -201,6 +201,8 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
         dist,
     )
     trainer = Trainer(spec, model, method)
+    if dist.main and not resuming:
+        _record_schedule(run_dir / "run.json", trainer)
     if resuming:
         trainer.resume(last)
     best = trainer.fit(stop_at=stop_after)
@@ -218,6 +220,26 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             run_dir / "checkpoints",
         )
     return run_dir
+
+
+def _record_schedule(path: Path, trainer: Trainer) -> None:
+    """run.json records the schedule as trained: batches and epochs differ by method (the supervised
+    baseline's recipe doubles the batch and lengthens the epoch), so config.yaml alone does not show it."""
+    info = json.loads(path.read_text())
+    info.update(
+        labeled_batch=trainer.labeled.batch_size,
+        unlabeled_batch=trainer.unlabeled.batch_size if trainer.unlabeled is not None else None,
+        steps_per_epoch=trainer.steps_per_epoch,
+        total_steps=trainer.total_steps,
+    )
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(info, indent=2))
+    log.info(
+        "schedule: %d steps, %d per epoch, %d labeled chips per step and process",
+        trainer.total_steps,
+        trainer.steps_per_epoch,
+        trainer.labeled.batch_size,
+    )
 
 
 def _fit_crop(cfg: Config, chip_size: int) -> Config:

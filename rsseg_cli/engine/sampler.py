@@ -7,6 +7,7 @@ the global batch size. A resumed run starts at the batch it stopped at without t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -17,8 +18,17 @@ class EpochSampler(Sampler[tuple[int, int]]):
     """Yields (epoch, index): the epoch travels with each index, so persistent loader workers (which hold
     their own copy of the dataset) draw each sample's augmentation from (seed, epoch, index) too."""
 
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        epoch_samples: int | None = None,
+    ):
         self.size = size
+        self.epoch_samples = epoch_samples
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
@@ -28,8 +38,13 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
     @property
     def batches_per_epoch(self) -> int:
-        """Full batches per process; a short last batch is dropped (as the recipes do)."""
-        return max(1, self.size // (self.batch_size * self.world))
+        """Full batches per process; a short last batch is dropped (as the recipes do). With `epoch_samples`
+        above the dataset size the chips repeat until an epoch holds at least that many (the supervised
+        recipes' epoch of 3000 samples, their repeated labeled list)."""
+        per_step = self.batch_size * self.world
+        if self.epoch_samples is not None and self.epoch_samples > self.size:
+            return math.ceil(self.epoch_samples / per_step)
+        return max(1, self.size // per_step)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch = epoch

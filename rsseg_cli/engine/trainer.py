@@ -89,7 +89,11 @@ class Trainer:
         self.scaler = grad_scaler(spec.precision, self.device)
         seed, d = spec.cfg.seed, spec.dist
         labeled = LabeledTrain(spec.data, spec.labeled_ids, spec.norm, cfg.crop, seed)
-        self.labeled = BatchStream(labeled, cfg.batch_size, seed, d.rank, d.world, cfg.workers, self.device)
+        # The supervised baseline draws its recipe's batch and epoch (methods.md), not the SSL labeled batch.
+        batch, epoch_samples = method.labeled_stream(cfg)
+        self.labeled = BatchStream(
+            labeled, batch, seed, d.rank, d.world, cfg.workers, self.device, epoch_samples
+        )
         self.unlabeled = None
         if method.uses_unlabeled:
             if not spec.unlabeled_ids:
@@ -104,7 +108,7 @@ class Trainer:
             self.unlabeled = BatchStream(
                 unl, cfg.batch_size_unlabeled, seed + 1, d.rank, d.world, cfg.workers, self.device
             )
-        # An epoch is a pass over the unlabeled pool (UniMatch's definition), or the labeled chips.
+        # An epoch is a pass over the unlabeled pool (UniMatch's definition), or the labeled stream's epoch.
         epoch_stream = self.unlabeled or self.labeled
         self.steps_per_epoch = epoch_stream.batches_per_epoch
         self.total_steps = cfg.iterations or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))

@@ -15,7 +15,7 @@ from rsseg_cli.config import IGNORE_INDEX
 from rsseg_cli.data.augment import mix, partner
 
 if TYPE_CHECKING:
-    from rsseg_cli.config import Config
+    from rsseg_cli.config import Config, TrainConfig
     from rsseg_cli.models.spec import ModelSpec, WeightsArg
 
 
@@ -68,6 +68,12 @@ class Method:
         """The pretrained weights to build the model with, from model.weights (per component for models
         with several backbones)."""
         return weights
+
+    def labeled_stream(self, train: TrainConfig) -> tuple[int, int | None]:
+        """(labeled chips per step and process, labeled samples an epoch holds at least; None: one pass over
+        the labeled chips). The semi-supervised recipes draw train.batch_size; the supervised baseline's
+        recipe is its own (methods.md)."""
+        return train.batch_size, None
 
     def describe(self, cfg: Config) -> str:
         """The model as the run log names it."""

@@ -5,8 +5,10 @@ each student pseudo-labelling itself on the weak view, no EMA:
     L_k = (L_x + 0.25 L_s1 + 0.25 L_s2 + 0.5 L_fp) / 2
 with L_fp the loss of the weak view through Dropout2d(0.5) on the features. Then the stability loss on the
 weak unlabeled view: per pixel, where either student's confidence reaches tau, the more confident one
-teaches the other:
-    L_sta = sum(mask * (softmax(student) - softmax(teacher).detach())^2) / (mask.sum() * classes)
+teaches the other. One term per direction, each normalized by its own mask (mask_B: where B teaches A):
+    L_sta(A <- B) = sum(mask_B * (softmax(A) - softmax(B).detach())^2) / (mask_B.sum() * classes)
+    L_sta = L_sta(clip <- dinov3) + L_sta(dinov3 <- clip)
+(a joint sum over both masks divided by the total count would starve the student taught on few pixels).
 Its gradient reaches the student side (the released code detaches both sides, so it trains nothing). Its
 weight rises 0 -> 0.5 along a cosine ramp over the first 20 % of the iterations.
     loss = L_clip + L_dinov3 + w(t) L_sta
@@ -64,23 +66,37 @@ class Co2SConfig(Strict):
     )
 
 
-def stability_loss(
+def stability_terms(
     logits_a: torch.Tensor, logits_b: torch.Tensor, ignore: torch.Tensor, tau: float
-) -> torch.Tensor:
-    """Confidence-arbitrated consistency between two students' predictions of the same pixels.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Confidence-arbitrated consistency between two students' predictions of the same pixels:
+    (L(a <- b), L(b <- a)), the first training a, the second b.
 
     Where max(conf_a, conf_b) >= tau (and the pixel is not ignored), the more confident student (a on ties)
     is the teacher, detached; the other is pulled towards it by a squared error over the class
-    probabilities, normalized by the number of such pixels times the number of classes.
+    probabilities. Each direction is divided by ITS OWN pixel count times the number of classes, so that a
+    student taught on few pixels gets the same per-pixel pull as one taught on many (methods.md, Co2S).
+    A direction without pixels is 0, still attached to the graph.
     """
     p_a, p_b = logits_a.float().softmax(dim=1), logits_b.float().softmax(dim=1)
     conf_a, conf_b = p_a.detach().max(dim=1).values, p_b.detach().max(dim=1).values
-    mask = (torch.maximum(conf_a, conf_b) >= tau) & ~ignore
-    a_teaches = (conf_a >= conf_b)[:, None]
-    student = torch.where(a_teaches, p_b, p_a)
-    teacher = torch.where(a_teaches, p_a, p_b).detach()
-    squared = ((student - teacher) ** 2 * mask[:, None]).sum()
-    return squared / (mask.sum().clamp(min=1) * p_a.shape[1])
+    confident = (torch.maximum(conf_a, conf_b) >= tau) & ~ignore
+    a_teaches = conf_a >= conf_b
+    classes = p_a.shape[1]
+
+    def term(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        squared = ((student - teacher.detach()) ** 2 * mask[:, None]).sum()
+        return squared / (mask.sum().clamp(min=1) * classes)
+
+    return term(p_a, p_b, confident & ~a_teaches), term(p_b, p_a, confident & a_teaches)
+
+
+def stability_loss(
+    logits_a: torch.Tensor, logits_b: torch.Tensor, ignore: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """L(a <- b) + L(b <- a), see `stability_terms`; each student's gradient comes from its own term."""
+    a_from_b, b_from_a = stability_terms(logits_a, logits_b, ignore, tau)
+    return a_from_b + b_from_a
 
 
 def stability_weight(step: int, total: int, final: float = 0.5, ramp: float = 0.2) -> float:
@@ -212,9 +228,12 @@ class Co2S(Method):
             logs[f"{name}_u"] = ((loss_s1 + loss_s2) / 2).detach()
             logs[f"{name}_fp"] = loss_fp.detach()
             logs[f"{name}_confident"] = confident_share(confidence, ignore, self.tau)
-        loss_sta = stability_loss(weak["clip"], weak["dinov3"], ignore, self.tau)
+        clip_from_dino, dino_from_clip = stability_terms(weak["clip"], weak["dinov3"], ignore, self.tau)
+        loss_sta = clip_from_dino + dino_from_clip
         loss = losses["clip"] + losses["dinov3"] + self.weight_now * loss_sta
         logs["loss_sta"] = loss_sta.detach()
+        logs["clip_sta"] = clip_from_dino.detach()
+        logs["dinov3_sta"] = dino_from_clip.detach()
         logs["w_sta"] = torch.tensor(self.weight_now)
         return StepOutput(loss, logs)
 

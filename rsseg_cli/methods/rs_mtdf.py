@@ -105,7 +105,8 @@ def distillation_loss(
     for name, target in targets.items():
         pred = translated[name].float()
         if pred.shape[-2:] != target.shape[-2:]:
-            pred = F.interpolate(pred, size=target.shape[-2:], mode="bilinear", align_corners=False)
+            # align_corners=True like every other RS-MTDF resize (teacher input, fusion), as released.
+            pred = F.interpolate(pred, size=target.shape[-2:], mode="bilinear", align_corners=True)
         per_teacher[name] = F.mse_loss(pred, target.float())
     total = sum(weights[name] * loss for name, loss in per_teacher.items()) / len(per_teacher)
     return total, per_teacher  # type: ignore[return-value]

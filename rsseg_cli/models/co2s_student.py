@@ -65,10 +65,10 @@ def perturb_features(features: Sequence[torch.Tensor], p: float = FEATURE_DROPOU
 class Co2SStudent(nn.Module):
     """A Co2S student: backbone features -> cost-aggregation head -> (B, num_classes, H, W) logits.
 
-    kind "clip": an open_clip preset (default clip_b16); skips after `skip_blocks` (default
-    `default_clip_skips(depth)`), the last map is the dense CLIP embedding in the joint space; the class queries
-    are a buffer of frozen text embeddings `queries` (K, joint dim), see `text_queries.encode_class_queries`
-    (None gives zeros, only to rebuild the model before loading a checkpoint, whose state holds the queries).
+    kind "clip": an open_clip preset (default clip_b16); skips are the value-path outputs of `skip_blocks`
+    without ln_post (default `default_clip_skips(depth)`, see `clip_features`), the last map is the dense CLIP
+    embedding in the joint space; the class queries are a buffer of frozen text embeddings `queries`
+    (K, joint dim), see `text_queries.encode_class_queries` (None gives zeros, only to rebuild the model before loading a checkpoint, whose state holds the queries).
     kind "dinov3": a timm preset (default dinov3_b); three LayerNorm'd taps (default `default_dinov3_taps`),
     learnable queries (K, embed_dim) initialized N(0, 0.02).
     `head` holds CostAggregationHead keyword arguments; `overrides` go to the backbone constructor.
@@ -85,6 +85,7 @@ class Co2SStudent(nn.Module):
         band_map: Sequence[int | None] | None = None,
         queries: torch.Tensor | None = None,
         skip_blocks: Sequence[int] | None = None,
+        skip_path: Literal["value", "ln_post"] = "value",
         taps: Sequence[int] | None = None,
         head: dict[str, Any] | None = None,
         **overrides: Any,
@@ -115,6 +116,7 @@ class Co2SStudent(nn.Module):
             if len(blocks) != 2 or any(isinstance(b, bool) or not 0 <= b < depth for b in blocks):
                 raise UserError(f"The clip student takes two skip blocks in 0..{depth - 1}, got {blocks}.")
             self.skip_blocks: list[int] = blocks
+            self.skip_path = skip_path  # "ln_post": rsseg 0.1.0 checkpoints only (see clip_features)
             visual = self.backbone.model
             query_dim = int(visual.proj.shape[1]) if visual.proj is not None else self.backbone.embed_dim
             if queries is None:
@@ -182,7 +184,7 @@ class Co2SStudent(nn.Module):
                 f"the {self.kind} student takes {self.backbone.in_chans} bands, got {x.shape[1]}"
             )
         if self.kind == "clip":
-            skips, dense = clip_features(self.backbone.model, x, self.skip_blocks)
+            skips, dense = clip_features(self.backbone.model, x, self.skip_blocks, self.skip_path)
             return [*skips, dense]
         return self.backbone(x)
 

@@ -16,11 +16,13 @@ from torch import nn
 
 from rsseg_cli.errors import UserError
 
-# preset -> (features, out_channels): UniMatch V2's settings for ViT-S, ViT-B and ViT-L/G encoders.
+# preset -> (features, out_channels): UniMatch V2's settings for ViT-S, ViT-B, ViT-L and ViT-G encoders.
+# G has its own, much wider head (its released `giant` config), not L's.
 DPT_PRESETS: dict[str, tuple[int, list[int]]] = {
     "s": (64, [48, 96, 192, 384]),
     "b": (128, [96, 192, 384, 768]),
     "l": (256, [256, 512, 1024, 1024]),
+    "g": (384, [1536, 1536, 1536, 1536]),
 }
 
 
@@ -130,7 +132,7 @@ def build_dpt(
     features: int | None = None,
     out_channels: Sequence[int] | None = None,
 ) -> DPTHead:
-    """A DPT head from a preset ('s', 'b', 'l'), with `features` / `out_channels` overriding it if given."""
+    """A DPT head from a preset ('s', 'b', 'l', 'g'), with `features` / `out_channels` overriding it if given."""
     if preset is not None:
         if preset not in DPT_PRESETS:
             raise UserError(

@@ -60,8 +60,10 @@ class FusionSegmenter(Segmenter):
         hidden: int = 1024,
         fuse: bool = True,
         spec: ModelSpec | None = None,
+        align_corners: bool = True,
     ):
         super().__init__(backbone, head, spec)  # type: ignore[arg-type]
+        self.align_corners = align_corners
         if not branches:
             raise ValueError("a fusion segmenter needs at least one teacher branch")
         self.branches = list(branches)
@@ -83,7 +85,7 @@ class FusionSegmenter(Segmenter):
         out = {}
         for b in self.branches:
             if b.resolution not in last:
-                last[b.resolution] = self.encode(resize_square(x, b.resolution))[-1]
+                last[b.resolution] = self.encode(resize_square(x, b.resolution, self.align_corners))[-1]
             out[b.name] = channels_last_linear(self.translators[b.name], last[b.resolution])
         return out
 
@@ -99,7 +101,9 @@ class FusionSegmenter(Segmenter):
         for b in branches:
             t = translated[b.name]
             if t.shape[-2:] != last.shape[-2:]:
-                t = F.interpolate(t, size=last.shape[-2:], mode="bilinear", align_corners=False)
+                # align_corners=True as in the released code (the 16x16 CLIP-side map onto the token grid):
+                # the trained projections expect this resampling.
+                t = F.interpolate(t, size=last.shape[-2:], mode="bilinear", align_corners=self.align_corners)
             fused = fused + b.weight * channels_last_linear(self.projections[b.name], t)
         return [*features[:-1], fused]
 
@@ -134,6 +138,8 @@ class FusionParts(BaseModel):
     student_weight: float = 0.8
     hidden: int = Field(default=1024, ge=1)
     fuse: bool = True
+    # False only for rsseg 0.1.0 checkpoints (the upgrader sets it), so that they predict as they did.
+    align_corners: bool = True
 
 
 def fusion_parts(branches: Sequence[Branch], student_weight: float, hidden: int, fuse: bool) -> dict:
@@ -154,4 +160,5 @@ def build(spec: ModelSpec, weights: WeightsArg) -> FusionSegmenter:
         hidden=parts.hidden,
         fuse=parts.fuse,
         spec=resolved,
+        align_corners=parts.align_corners,
     )

@@ -19,15 +19,15 @@ from rsseg_cli.models.presets import default_taps, get_preset
 from rsseg_cli.models.spec import ModelSpec, WeightsArg, single_weights
 from rsseg_cli.models.weights import Weights
 
-# Backbone size -> DPT preset: ViT-S/S+ -> s, ViT-B -> b, ViT-L/G -> l (UniMatch V2 uses l for both).
-_HEAD_FOR_SIZE = {"s": "s", "b": "b", "l": "l", "g": "l"}
+# Backbone size -> DPT preset (dpt.DPT_PRESETS holds the sizes): each ViT size has its own, as in UniMatch V2.
+_HEAD_FOR_SIZE = {"s": "s", "b": "b", "l": "l", "g": "g"}
 
 
 def _head_for(size: str | None, embed_dim: int) -> str:
     """The DPT preset of a registry size, or for a model named by timm:/open_clip:, of its width."""
     if size is not None:
         return _HEAD_FOR_SIZE[size]
-    return "s" if embed_dim <= 384 else "b" if embed_dim <= 768 else "l"
+    return "s" if embed_dim <= 384 else "b" if embed_dim <= 768 else "l" if embed_dim <= 1024 else "g"
 
 
 class Segmenter(nn.Module):

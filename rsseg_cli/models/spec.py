@@ -55,7 +55,7 @@ class ModelSpec(BaseModel):
         default_factory=dict, description="backbone constructor overrides"
     )
     taps: list[int] | None = Field(default=None, description="backbone blocks feeding the head")
-    head: Literal["s", "b", "l"] | None = Field(default=None, description="DPT head size preset")
+    head: Literal["s", "b", "l", "g"] | None = Field(default=None, description="DPT head size preset")
     head_features: int | None = Field(default=None, description="DPT fusion width")
     head_channels: list[int] | None = Field(default=None, description="DPT per-level widths")
     parts: dict[str, Any] = Field(

@@ -36,12 +36,14 @@ def rgb_selection(band_map: Sequence[int | None]) -> list[int] | None:
     return None
 
 
-def resize_square(x: torch.Tensor, side: int) -> torch.Tensor:
+def resize_square(x: torch.Tensor, side: int, align_corners: bool = True) -> torch.Tensor:
     """The image resized (bilinear) to side x side: the view a fixed-resolution teacher (CLIP at 224) gets,
     and the student's second pass that is distilled against it."""
     if tuple(x.shape[-2:]) == (side, side):
         return x
-    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+    # align_corners=True as in the released RS-MTDF code: the CLIP teacher's weights and the student's
+    # second pass were trained on exactly this resampling (corner pixels map onto corner pixels).
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=align_corners)
 
 
 class FrozenTeacher(nn.Module):

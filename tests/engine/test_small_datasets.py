@@ -30,7 +30,13 @@ def test_tiny_epochs_are_not_all_validated(dataset, tmp_path):
     sets = [s for s in TINY_TRAIN if not s.startswith("train.eval_every")]
     steps = 3 * MAX_VALIDATIONS
     cfg = load_config(
-        overrides=[*sets, "train.method=supervised", f"train.iterations={steps}", "train.labeled=2"]
+        overrides=[
+            *sets,
+            "train.method=supervised",
+            "train.supervised.epoch_samples=1",  # one pass over the labeled chips per epoch
+            f"train.iterations={steps}",
+            "train.labeled=2",
+        ]
     )
     run = run_training(dataset, cfg, out=tmp_path / "run")
     validations = (run / "metrics.jsonl").read_text().splitlines()

@@ -61,8 +61,8 @@ def test_stability_loss_equals_hand_computation_and_trains_the_student_side():
     ignore = torch.tensor([[[False, False, False, True]]])
 
     loss = stability_loss(logits_a, logits_b, ignore, tau=0.8)
-    # Pixel 0: sum((p_b - p_a)^2), pixel 2: sum((p_a - p_b)^2); two pixels x three classes.
-    expected = (((p_b[0] - p_a[0]) ** 2).sum() + ((p_a[2] - p_b[2]) ** 2).sum()) / (2 * 3)
+    # b <- a at pixel 0 and a <- b at pixel 2, each direction over its own pixel x three classes.
+    expected = ((p_b[0] - p_a[0]) ** 2).sum() / (1 * 3) + ((p_a[2] - p_b[2]) ** 2).sum() / (1 * 3)
     torch.testing.assert_close(loss, expected)
 
     loss.backward()
@@ -74,6 +74,38 @@ def test_stability_loss_equals_hand_computation_and_trains_the_student_side():
     with torch.no_grad():
         stepped = logits_b - 10.0 * logits_b.grad
     assert stability_loss(logits_a.detach(), stepped, ignore, 0.8) < loss.detach()
+
+
+def test_stability_terms_are_normalized_by_their_own_masks_when_one_student_teaches_on_few_pixels():
+    """Two classes, eight pixels, tau 0.9. a is confident (0.95) on pixels 0-5 where b is not (0.6): a teaches
+    b on six pixels. b is confident (0.99) only on pixel 6 where a says 0.7: b teaches a on one pixel.
+    Pixel 7: neither reaches tau. Worked out by hand:
+      b <- a, each of the six pixels: 2 x (0.95 - 0.6)^2 = 2 x 0.1225 = 0.245; sum 1.47; / (6 x 2) = 0.1225
+      a <- b, pixel 6: 2 x (0.99 - 0.7)^2 = 2 x 0.0841 = 0.1682; / (1 x 2) = 0.0841
+    so L_sta = 0.1225 + 0.0841 = 0.2066, where one joint count would give (1.47 + 0.1682) / (7 x 2) = 0.117,
+    shrinking a's pull to 1/7 of b's per pixel."""
+    from rsseg_cli.methods.co2s import stability_loss, stability_terms
+
+    first = [0.95] * 6 + [0.7, 0.55]  # probability of class 0 per pixel; class 1 gets the rest
+    p_a = torch.tensor([[q, 1 - q] for q in first])
+    p_b = torch.tensor([[0.6, 0.4]] * 6 + [[0.99, 0.01], [0.5, 0.5]])
+    logits_a = p_a.log().T[None, :, None, :].clone().requires_grad_(True)  # (1, 2, 1, 8)
+    logits_b = p_b.log().T[None, :, None, :].clone().requires_grad_(True)
+    ignore = torch.zeros(1, 1, 8, dtype=torch.bool)
+
+    a_from_b, b_from_a = stability_terms(logits_a, logits_b, ignore, tau=0.9)
+    torch.testing.assert_close(b_from_a, torch.tensor(0.1225))
+    torch.testing.assert_close(a_from_b, torch.tensor(0.0841))
+    loss = stability_loss(logits_a, logits_b, ignore, tau=0.9)
+    torch.testing.assert_close(loss, torch.tensor(0.2066))
+    assert abs(loss.item() - 0.117) > 0.05
+
+    # a's gradient comes from its own term only, at full per-pixel strength. At pixel 6, with a's softmax
+    # s = (0.7, 0.3), teacher t = (0.99, 0.01) and L = sum((s - t)^2) / (1 x 2): dL/ds = s - t = (-0.29, 0.29);
+    # ds0/dz0 = s0 s1 = 0.21 and ds1/dz0 = -0.21, so dL/dz0 = -0.29 x 0.21 - 0.29 x 0.21 = -0.1218 = -dL/dz1.
+    a_from_b.backward()
+    torch.testing.assert_close(logits_a.grad[0, :, 0, 6], torch.tensor([-0.1218, 0.1218]))
+    assert logits_a.grad[0, :, 0, :6].abs().sum() == 0 and logits_b.grad is None
 
 
 def test_stability_loss_without_confident_pixels_is_zero_with_a_gradient_path():

@@ -90,6 +90,19 @@ def test_teacher_outputs_carry_no_graph():
     assert clip(x).shape == (2, 80, 4, 4)  # resized to its 32 px
 
 
+def test_fixed_resolution_teacher_sees_the_align_corners_resize():
+    """The CLIP teacher's input is the image resized bilinearly with align_corners=True (released code)."""
+    method, _ = tiny_rs_mtdf()
+    clip = next(t for t in method.teachers if t.name == "clip")
+    x = torch.randn(2, 4, 48, 48, generator=torch.Generator().manual_seed(1))
+    rgb = x[:, clip.rgb]
+    with torch.no_grad():
+        expected = clip.backbone(F.interpolate(rgb, size=(32, 32), mode="bilinear", align_corners=True))[-1]
+        other = clip.backbone(F.interpolate(rgb, size=(32, 32), mode="bilinear", align_corners=False))[-1]
+    assert not torch.allclose(expected, other, atol=1e-3)  # the two conventions differ on this input
+    torch.testing.assert_close(clip(x), expected.float())
+
+
 def test_ema_and_optimizer_hold_no_teacher():
     from rsseg_cli.engine.schedule import EMATeacher
     from rsseg_cli.models.teachers import FrozenTeacher
@@ -134,8 +147,10 @@ def test_distillation_loss_equals_hand_computation():
     torch.testing.assert_close(total1, (mse_dino + mse_clip) / 2)
     # A teacher on another grid (other patch size): the translated map is resized to it first.
     _, per2 = distillation_loss({"a": t_dino}, {"a": y_clip[:, :3]}, {"a": 1.0})
-    resized = F.interpolate(t_dino, size=(2, 2), mode="bilinear", align_corners=False)
+    resized = F.interpolate(t_dino, size=(2, 2), mode="bilinear", align_corners=True)
     torch.testing.assert_close(per2["a"], ((resized - y_clip[:, :3]) ** 2).mean())
+    other = F.interpolate(t_dino, size=(2, 2), mode="bilinear", align_corners=False)
+    assert ((other - y_clip[:, :3]) ** 2).mean() != pytest.approx(per2["a"].item())  # the check bites
 
 
 def test_fusion_weights_replace_the_fourth_level_in_every_forward():
@@ -151,7 +166,8 @@ def test_fusion_weights_replace_the_fourth_level_in_every_forward():
         torch.manual_seed(5)
         with torch.no_grad():
             features = student.encode(x)
-            small = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+            # Both resizes with align_corners=True, as released (methods.md).
+            small = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=True)
             second = student.encode(small)[-1]  # the student's pass at the CLIP teacher's resolution
 
             def mlp(m, f):
@@ -164,7 +180,9 @@ def test_fusion_weights_replace_the_fourth_level_in_every_forward():
             t_dino = mlp(student.translators["dino"], features[-1])
             t_clip = mlp(student.translators["clip"], second)
             assert t_clip.shape[-2:] == (4, 4) and features[-1].shape[-2:] == (6, 6)
-            t_clip = F.interpolate(t_clip, size=(6, 6), mode="bilinear", align_corners=False)
+            t_clip_off = F.interpolate(t_clip, size=(6, 6), mode="bilinear", align_corners=False)
+            t_clip = F.interpolate(t_clip, size=(6, 6), mode="bilinear", align_corners=True)
+            assert not torch.allclose(t_clip, t_clip_off, atol=1e-3)  # the convention is observable here
             expected = (
                 0.8 * features[-1]
                 + 0.1 * proj(student.projections["dino"], t_dino)

@@ -52,15 +52,27 @@ def hand_embed(visual: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return visual.ln_pre(tok + pos[0])
 
 
+def hand_value_block(blk: nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """A block with its attention replaced by the value path, from its weights; t = the tokens entering it."""
+    d = 96
+    w_in, b_in = blk.attn.in_proj_weight, blk.attn.in_proj_bias
+    v = F.layer_norm(t, (d,), blk.ln_1.weight, blk.ln_1.bias) @ w_in[2 * d :].T + b_in[2 * d :]
+    a = v @ blk.attn.out_proj.weight.T + blk.attn.out_proj.bias
+    h = t + getattr(blk.ls_1, "gamma", 1.0) * a
+    return h + getattr(blk.ls_2, "gamma", 1.0) * blk.mlp(
+        F.layer_norm(h, (d,), blk.ln_2.weight, blk.ln_2.bias)
+    )
+
+
+def hand_skip(blk: nn.Module, t: torch.Tensor, gh: int, gw: int) -> torch.Tensor:
+    """Co2S's CLIP skip: the value-path output of `blk`, no ln_post, class token dropped."""
+    return hand_value_block(blk, t)[:, 1:].transpose(1, 2).reshape(t.shape[0], 96, gh, gw)
+
+
 def hand_dense(visual: nn.Module, t: torch.Tensor, gh: int, gw: int) -> torch.Tensor:
     """MaskCLIP written out from the last block's weights; t = the tokens entering that block."""
-    last = visual.transformer.resblocks[-1]
+    h = hand_value_block(visual.transformer.resblocks[-1], t)
     d = 96
-    w_in, b_in = last.attn.in_proj_weight, last.attn.in_proj_bias
-    v = F.layer_norm(t, (d,), last.ln_1.weight, last.ln_1.bias) @ w_in[2 * d :].T + b_in[2 * d :]
-    a = v @ last.attn.out_proj.weight.T + last.attn.out_proj.bias
-    h = t + last.ls_1.gamma * a
-    h = h + last.ls_2.gamma * last.mlp(F.layer_norm(h, (d,), last.ln_2.weight, last.ln_2.bias))
     h = F.layer_norm(h, (d,), visual.ln_post.weight, visual.ln_post.bias) @ visual.proj
     h = h[:, 1:] / h[:, 1:].norm(dim=-1, keepdim=True)
     return h.transpose(1, 2).reshape(t.shape[0], 32, gh, gw)
@@ -77,14 +89,14 @@ def test_clip_features_match_open_clip_and_a_hand_computation_at_the_built_size(
         # open_clip's own token path (valid at the built size only).
         t = visual._embeds(x)
         blocks = visual.transformer.resblocks
-        after = []
+        entering = []
         for blk in blocks[:-1]:
+            entering.append(t)
             t = blk(t)
-            after.append(t)
         expected = hand_dense(visual, t, 8, 8)
-        ref = visual.forward_intermediates(x, indices=[0, 1], normalize_intermediates=True)
+        expected_skips = [hand_skip(blocks[i], entering[i], 8, 8) for i in (0, 1)]
     assert [s.shape for s in skips] == [torch.Size([2, 96, 8, 8])] * 2
-    for got, want in zip(skips, ref["image_intermediates"]):
+    for got, want in zip(skips, expected_skips):
         torch.testing.assert_close(got, want)
     assert dense.shape == (2, 32, 8, 8)
     torch.testing.assert_close(dense.norm(dim=1), torch.ones(2, 8, 8))
@@ -104,13 +116,12 @@ def test_clip_features_at_other_sizes(size):
     with torch.no_grad():
         skips, dense = clip_features(visual, x, (0, 2))
         t = hand_embed(visual, padded)
-        taken = {}
-        for i, blk in enumerate(visual.transformer.resblocks[:-1]):
+        blocks = visual.transformer.resblocks
+        expected_skips = []
+        for i, blk in enumerate(blocks[:-1]):
+            if i in (0, 2):
+                expected_skips.append(hand_skip(blk, t, gh, gw))
             t = blk(t)
-            taken[i] = t
-        expected_skips = [
-            visual.ln_post(taken[i])[:, 1:].transpose(1, 2).reshape(1, 96, gh, gw) for i in (0, 2)
-        ]
         expected = hand_dense(visual, t, gh, gw)
     assert dense.shape == (1, 32, gh, gw)
     torch.testing.assert_close(dense, expected)

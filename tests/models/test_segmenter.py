@@ -70,9 +70,10 @@ def test_param_groups_cover_trainable_parameters_once(name):
 
 @pytest.mark.parametrize(
     "name, features",
-    [("dinov2_s", 64), ("dinov3_s_plus", 64), ("dinov2_b", 128), ("dinov2_g", 256), ("clip_l14", 256)],
+    [("dinov2_s", 64), ("dinov3_s_plus", 64), ("dinov2_b", 128), ("clip_l14", 256)],
 )
 def test_head_preset_follows_backbone_size(name, features):
+    # dinov2_g (head 'g', 384) is in test_giant_head.py, built on the meta device: its head alone is 122M.
     assert tiny_segmenter(name).head.features == features
 
 
