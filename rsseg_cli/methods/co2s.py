@@ -192,7 +192,7 @@ class Co2S(Method):
         return f"students {self.students['clip']['backbone']} + {self.students['dinov3']['backbone']}"
 
     def lr_multiplier(self, group: str, head_lr_mult: float) -> float:
-        part = group.rsplit(".", 1)[-1].removesuffix("_no_decay")
+        part = group.rsplit(".", 1)[-1]
         if part == "backbone":
             return 1.0
         return self.query_lr_mult if part == "queries" else head_lr_mult

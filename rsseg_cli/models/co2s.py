@@ -70,7 +70,7 @@ class Co2SModel(nn.Module):
         return out
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Each student's groups, named '<student>.<group>' (backbone, head, queries, *_no_decay): the two
+        """Each student's groups, named '<student>.<group>' (backbone, head, queries): the two
         students' optimizers of the paper, as groups of one AdamW (its update is per parameter, so the
         result is the same)."""
         return [

@@ -41,7 +41,6 @@ _TRAINABLE = {
     "timm": re.compile(r"blocks\.\d+\.attn\.(qkv|proj)\.(weight|bias)$"),
 }
 
-_NORMS = (nn.GroupNorm, nn.LayerNorm, nn.BatchNorm2d, nn.SyncBatchNorm)
 
 FEATURE_DROPOUT = 0.5
 
@@ -208,23 +207,13 @@ class Co2SStudent(nn.Module):
         return self.decode(feats, x.shape[-2:])
 
     def param_groups(self) -> list[dict[str, Any]]:
-        """Optimizer groups 'backbone', 'head' and (dinov3) 'queries', whose learning rates differ; norm
-        weights and biases go to '<name>_no_decay' groups with weight_decay 0.0 (Co2S: no decay on norms).
-        Empty `_no_decay` groups are left out."""
-        norm_ids = {
-            id(p) for m in self.modules() if isinstance(m, _NORMS) for p in m.parameters(recurse=False)
-        }
+        """Optimizer groups 'backbone', 'head' and (dinov3) 'queries', whose learning rates differ. Every
+        trainable parameter is decayed, norms included: the release's mmcv key matching gives the head and
+        backbone multipliers precedence over its no-decay rule for norms (methods.md)."""
         parts: list[tuple[str, list[nn.Parameter]]] = [
             ("backbone", list(self.backbone.parameters())),
             ("head", list(self.head.parameters())),
         ]
         if isinstance(self.queries, nn.Parameter):
             parts.append(("queries", [self.queries]))
-        groups: list[dict[str, Any]] = []
-        for name, params in parts:
-            params = [p for p in params if p.requires_grad]
-            groups.append({"name": name, "params": [p for p in params if id(p) not in norm_ids]})
-            no_decay = [p for p in params if id(p) in norm_ids]
-            if no_decay:
-                groups.append({"name": f"{name}_no_decay", "params": no_decay, "weight_decay": 0.0})
-        return groups
+        return [{"name": name, "params": [p for p in params if p.requires_grad]} for name, params in parts]

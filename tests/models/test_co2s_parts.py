@@ -310,17 +310,19 @@ def test_backward_reaches_every_trainable_parameter_and_groups_cover_them(make):
     assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
     groups = model.param_groups()
     names = {g["name"] for g in groups}
-    assert {"backbone", "head", "head_no_decay"} <= names
+    assert {"backbone", "head"} <= names
     assert ("queries" in names) == (model.kind == "dinov3")
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    # The heads' norms are trained and decayed like every other parameter (the release's optimizer).
     norms = {
-        id(p) for m in model.modules() if isinstance(m, nn.GroupNorm | nn.LayerNorm) for p in m.parameters()
+        id(p)
+        for m in model.head.modules()
+        if isinstance(m, nn.GroupNorm | nn.LayerNorm)
+        for p in m.parameters()
     }
-    for g in groups:
-        no_decay = g["name"].endswith("_no_decay")
-        assert no_decay == (g.get("weight_decay") == 0.0)
-        assert all((id(p) in norms) == no_decay for p in g["params"])
+    assert norms and norms <= set(ids)
+    assert all(g.get("weight_decay") is None for g in groups)
 
 
 @pytest.mark.parametrize("make", [clip_student, dino_student])
