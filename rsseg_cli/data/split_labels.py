@@ -184,13 +184,12 @@ def _colormap(src: rasterio.DatasetReader) -> dict | None:
 
 
 def _write_labels(path: Path, labels: np.ndarray, profile: dict, tags: dict, colormap: dict | None) -> None:
-    tmp = path.with_name(path.stem + ".part.tif")
-    with rasterio.open(tmp, "w", **profile) as dst:
+    # Written in place: the whole dataset is still in tiling's temporary folder (atomic_dir).
+    with rasterio.open(path, "w", **profile) as dst:
         dst.write(labels[None])
         dst.update_tags(**tags)
         if colormap:
             dst.write_colormap(1, colormap)
-    tmp.replace(path)
 
 
 def _unit_report(units: Units, choice: list[str], num_classes: int) -> dict:

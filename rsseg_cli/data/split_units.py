@@ -50,14 +50,14 @@ def find_units(
 ) -> Units:
     """Units for blocks of `side` pixels, halving the blocks while there are fewer than `needed` units."""
     units = _units(cells, transforms, groups, num_classes, side)
-    first = side
+    first, first_count = side, len(units)
     while len(units) < needed and side > min_side:
         side = max(min_side, side // 2)
         units = _units(cells, transforms, groups, num_classes, side)
     if side != first:
         log.info(
             "split: %d labeled units with %d px blocks; cut labels into %d px blocks for %d units",
-            len(_units(cells, transforms, groups, num_classes, first)),
+            first_count,
             first,
             side,
             len(units),
