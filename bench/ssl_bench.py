@@ -4,6 +4,7 @@ at 1/8 labels, and supervised with every label as the ceiling, on the project's 
     python bench/ssl_bench.py                  # defaults below; about 30-40 min on 2 CPU cores
     python bench/ssl_bench.py --steps 300 --size 1024 --methods supervised unimatch-v2
     python bench/ssl_bench.py --methods supervised fixmatch unimatch-v2 rs-mtdf --equal-steps-baseline
+    python bench/ssl_bench.py --seeds 0 1 2    # mean and spread over seeds (label draw + init)
 
 The semi-supervised runs train --steps steps. The supervised baseline trains as the released supervised
 recipes do (methods.md): the same number of epochs as the semi-supervised runs (passes over the unlabeled
@@ -51,7 +52,14 @@ def main() -> None:
     parser.add_argument(
         "--ema-decay", type=float, default=0.996, help="EMA teacher decay cap (recipe: 0.996)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample scene")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="run seeds (label draw and init); >1: mean and spread",
+    )
     parser.add_argument("--work", type=Path, default=Path("bench/out/ssl"))
     args = parser.parse_args()
 
@@ -85,7 +93,6 @@ def main() -> None:
         f"train.ema_decay={args.ema_decay}",
         "train.workers=2",
         "train.log_every=50",
-        f"seed={args.seed}",
     ]
     # RS-MTDF's teachers, shrunk like the student: a DINOv2-layout teacher twice as wide on the student's
     # input, and an open_clip CLIP teacher at half the crop (as 224 is to 518), before its final LayerNorm.
@@ -117,7 +124,7 @@ def main() -> None:
     if not args.no_full:
         runs.append(("supervised", "supervised", "1/1", recipe))
     results = []
-    for label, method, labeled, sets in runs:
+    for seed, (label, method, labeled, sets) in ((s, r) for s in args.seeds for r in runs):
         # SSL runs keep their folder names (a finished run is reused); the baselines are told apart.
         kind = (
             ""
@@ -128,9 +135,12 @@ def main() -> None:
             args.work
             / "runs"
             / f"{method}-{labeled.replace('/', 'of')}{kind}-{args.steps}-ema{args.ema_decay}-tau{args.tau}"
+            f"{f'-seed{seed}' if seed else ''}"
         )
         t0 = time.perf_counter()
-        cfg = load_config(overrides=[*common, *sets, f"train.method={method}", f"train.labeled={labeled}"])
+        cfg = load_config(
+            overrides=[*common, *sets, f"seed={seed}", f"train.method={method}", f"train.labeled={labeled}"]
+        )
         if not (out / "checkpoints" / "last.pt").exists():
             run_training(data, cfg, out=out)
         records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -138,6 +148,7 @@ def main() -> None:
         results.append(
             {
                 "method": label,
+                "seed": seed,
                 "labeled": labeled,
                 "labeled_chips": info["labeled_chips"],
                 "steps": info.get("total_steps", args.steps),
@@ -146,23 +157,47 @@ def main() -> None:
                 "minutes": (time.perf_counter() - t0) / 60,
             }
         )
-    base = next(
-        (r["best"] for r in results if r["method"] == "supervised" and r["labeled"] == args.labeled), None
-    )
     print(
         f"\nsample {args.size} px, chips {args.chip}, crop {args.crop}, {args.steps} steps, batch {args.batch}"
-        f"+{args.batch}, ViT depth {args.depth} dim {args.dim} (random init), tau {args.tau}, seed {args.seed}"
+        f"+{args.batch}, ViT depth {args.depth} dim {args.dim} (random init), tau {args.tau}, "
+        f"seeds {' '.join(map(str, args.seeds))}"
     )
-    print(
-        f"{'method':<26}{'labeled':>9}{'chips':>7}{'steps':>7}{'best mIoU':>11}{'final':>8}{'vs sup':>9}"
-        f"{'min':>6}"
-    )
+    _print_table(results, args.labeled)
+
+
+def _print_table(results: list[dict], labeled: str) -> None:
+    """One row per method: best mIoU (mean and spread over seeds), final mIoU, and the share of the gap
+    between the supervised baseline at `labeled` and supervised with every label that each row closes."""
+    import statistics
+
+    rows: dict[tuple[str, str], list[dict]] = {}
     for r in results:
-        ratio = f"{r['best'] / base:8.2f}x" if base else ""
+        rows.setdefault((r["method"], r["labeled"]), []).append(r)
+
+    def mean(key: tuple[str, str], field: str) -> float | None:
+        return statistics.fmean(r[field] for r in rows[key]) if key in rows else None
+
+    low, high = mean(("supervised", labeled), "best"), mean(("supervised", "1/1"), "best")
+    print(
+        f"{'method':<26}{'labeled':>8}{'chips':>6}{'steps':>6}{'best mIoU (mean ± sd)':>23}{'final':>7}"
+        f"{'gap closed':>11}{'min':>6}"
+    )
+    for key, runs in rows.items():
+        best = [100 * r["best"] for r in runs]
+        sd = statistics.stdev(best) if len(best) > 1 else 0.0
+        spread = f"{statistics.fmean(best):5.1f} ± {sd:3.1f} (n={len(best)})"
+        closed = ""
+        if low is not None and high is not None and high > low and key[1] == labeled:
+            closed = f"{100 * (mean(key, 'best') - low) / (high - low):9.0f}%"
         print(
-            f"{r['method']:<26}{r['labeled']:>9}{r['labeled_chips']:>7}{r['steps']:>7}"
-            f"{100 * r['best']:10.1f}%{100 * r['final']:7.1f}%{ratio:>9}{r['minutes']:6.1f}"
+            f"{key[0]:<26}{key[1]:>8}{runs[0]['labeled_chips']:>6}{runs[0]['steps']:>6}{spread:>23}"
+            f"{100 * mean(key, 'final'):6.1f}%{closed:>11}{sum(r['minutes'] for r in runs):6.1f}"
         )
+    if len(next(iter(rows.values()))) > 1:
+        for key, runs in rows.items():
+            print(
+                f"  {key[0]} {key[1]}: " + ", ".join(f"seed {r['seed']} {100 * r['best']:.1f}%" for r in runs)
+            )
 
 
 def _recipe_schedule(data: Path, args: argparse.Namespace) -> list[str]:
