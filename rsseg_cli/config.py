@@ -34,6 +34,7 @@ from rsseg_cli.config_layers import (
     parse_set,
     read_layers,
 )
+from rsseg_cli.config_rescale import RescaleConfig
 
 # The tile section lives in config_tile; its classes are re-exported here, where the other sections are.
 from rsseg_cli.config_tile import LabelsConfig, SplitConfig, Strict, TileConfig  # noqa: F401
@@ -75,6 +76,13 @@ class ClassSpec(Strict):
         return v
 
 
+class InputStatsConfig(Strict):
+    """Explicit input statistics, red, green and blue in [0, 1] units."""
+
+    mean: list[float] = Field(min_length=3, max_length=3)
+    std: list[Annotated[float, Field(gt=0)]] = Field(min_length=3, max_length=3)
+
+
 class ModelConfig(Strict):
     backbone: str = Field(default="dinov2_s", description="backbone preset, see models/presets.py")
     head: Literal["s", "b", "l", "g"] | None = Field(
@@ -97,6 +105,30 @@ class ModelConfig(Strict):
     head_channels: list[int] | None = Field(
         default=None, min_length=4, max_length=4, description="DPT per-level widths; default from the preset"
     )
+    input_stats: Literal["auto", "imagenet"] | InputStatsConfig = Field(
+        default="auto",
+        description="input mean/std: auto (the backbone's pretrained ones), imagenet (the papers') or "
+        "{mean: [r, g, b], std: [r, g, b]}",
+    )
+    input_scaling: Literal["percentile", "fixed"] = Field(
+        default="percentile",
+        description="raw values to [0, 1]: the dataset's 2-98 % per band, or fixed (0..the dtype's maximum)",
+    )
+    input_range: list[float] | None = Field(
+        default=None,
+        min_length=2,
+        max_length=2,
+        description="fixed scaling's [low, high]; float data needs it",
+    )
+
+    @model_validator(mode="after")
+    def _input_range(self) -> ModelConfig:
+        if self.input_range is not None:
+            if self.input_scaling != "fixed":
+                raise ValueError("model.input_range applies to model.input_scaling=fixed only")
+            if not self.input_range[1] > self.input_range[0]:
+                raise ValueError(f"model.input_range {self.input_range} must be [low, high] with high > low")
+        return self
 
 
 DEFAULT_METHOD = "unimatch-v2"
@@ -111,6 +143,9 @@ class TrainConfig(Strict):
         default="1/1", description="labeled share of the training chips: 1/8, 12.5%, or a count"
     )
     crop: int = Field(default=518, ge=16, description="training crop in pixels")
+    rescale: RescaleConfig = Field(
+        default_factory=RescaleConfig, description="rescale before the crop, and the validation size"
+    )
     batch_size: int = Field(
         default=4,
         ge=1,

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from rsseg_cli.config import IGNORE_INDEX
+from rsseg_cli.config_rescale import RescaleConfig
 
 
 def _uniform(g: torch.Generator, low: float, high: float) -> float:
@@ -23,22 +24,40 @@ def _chance(g: torch.Generator, p: float) -> bool:
     return float(torch.rand((), generator=g)) < p
 
 
+def short_side_size(h: int, w: int, short_side: int, max_long: int, ratio: float = 1.0) -> tuple[int, int]:
+    """(height, width) of an h x w image under mmseg's keep-ratio Resize(img_scale=(max_long, short_side)) at
+    `ratio`: factor min(int(max_long x ratio) / long side, int(short_side x ratio) / short side), sides rounded
+    half up (mmcv's rescale_size)."""
+    factor = min(int(max_long * ratio) / max(h, w), int(short_side * ratio) / min(h, w))
+    return max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5))
+
+
+def rescaled_size(
+    h: int, w: int, g: torch.Generator, rescale: RescaleConfig | None = None
+) -> tuple[int, int]:
+    """The size a weak view rescales an h x w chip to, one draw r ~ U(ratio_range) from `g` (train.rescale)."""
+    rescale = rescale or RescaleConfig()
+    ratio = _uniform(g, *rescale.ratio_range)
+    if rescale.mode == "short_side":
+        return short_side_size(h, w, rescale.short_side, rescale.max_long, ratio)
+    return max(1, round(h * ratio)), max(1, round(w * ratio))
+
+
 def weak_view(
     image: torch.Tensor,
     mask: torch.Tensor,
     ignore: torch.Tensor,
     crop: int,
     g: torch.Generator,
-    scale: tuple[float, float] = (0.5, 2.0),
+    rescale: RescaleConfig | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random rescale (bilinear image, nearest mask), pad to the crop (image 0, mask 255, ignore True),
-    random crop, horizontal flip with p = 0.5.
+    """Random rescale (bilinear image, nearest mask; the rule of `rescale`, default a ratio U(0.5, 2) of the
+    chip's size), pad to the crop (image 0, mask 255, ignore True), random crop, horizontal flip with p = 0.5.
 
     image (C, H, W) float, mask (H, W) int64 class ids with 255, ignore (H, W) bool (invalid pixels).
     """
     _, h, w = image.shape
-    ratio = _uniform(g, *scale)
-    nh, nw = max(1, round(h * ratio)), max(1, round(w * ratio))
+    nh, nw = rescaled_size(h, w, g, rescale)
     image = F.interpolate(image[None], size=(nh, nw), mode="bilinear", align_corners=False)[0]
     stacked = torch.stack([mask.float(), ignore.float()])[None]
     mask, ignore = F.interpolate(stacked, size=(nh, nw), mode="nearest")[0]

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from rsseg_cli.config import IGNORE_INDEX
+from rsseg_cli.config_rescale import RescaleConfig
 from rsseg_cli.data.augment import cutmix_box, strong_view, weak_view
 from rsseg_cli.data.manifest import read_dataset
 from rsseg_cli.data.normalize import Normalization
@@ -93,22 +94,35 @@ class _Chips(Dataset):
 
 
 class LabeledTrain(_Chips):
-    """Weak view of a labeled chip: {'image': model input (C, S, S), 'mask': (S, S)}."""
+    """Weak view of a labeled chip: {'image': model input (C, S, S), 'mask': (S, S)}; `rescale` is
+    train.rescale (default: a ratio U(0.5, 2) of the chip's size)."""
 
-    def __init__(self, data: ChipDataset, ids: list[str], norm: Normalization, crop: int, seed: int = 0):
+    def __init__(
+        self,
+        data: ChipDataset,
+        ids: list[str],
+        norm: Normalization,
+        crop: int,
+        seed: int = 0,
+        rescale: RescaleConfig | None = None,
+    ):
         super().__init__(data, ids, norm, seed)
         self.crop = crop
+        self.rescale = rescale
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, index = self._key(key)
         image, invalid, mask = read_chip(self.root, self.rows[index], self.norm)
         assert mask is not None, "labeled chip without a label file"
-        image, mask, _ = weak_view(image, mask, invalid, self.crop, self.generator(index, epoch))
+        image, mask, _ = weak_view(
+            image, mask, invalid, self.crop, self.generator(index, epoch), self.rescale
+        )
         return {"image": self.norm.standardize(image), "mask": mask}
 
 
 class UnlabeledTrain(_Chips):
-    """A weak view, two strong views and two CutMix boxes of an unlabeled chip (its label is never read)."""
+    """A weak view, two strong views and two CutMix boxes of an unlabeled chip (its label is never read); the
+    weak view rescales as LabeledTrain's."""
 
     def __init__(
         self,
@@ -118,10 +132,12 @@ class UnlabeledTrain(_Chips):
         crop: int,
         rgb: tuple[int, int, int] | None,
         seed: int = 0,
+        rescale: RescaleConfig | None = None,
     ):
         super().__init__(data, ids, norm, seed)
         self.crop = crop
         self.rgb = rgb
+        self.rescale = rescale
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, index = self._key(key)
@@ -131,7 +147,7 @@ class UnlabeledTrain(_Chips):
             invalid = torch.from_numpy(src.dataset_mask() == 0)
         g = self.generator(index, epoch)
         placeholder = torch.zeros(invalid.shape, dtype=torch.int64)
-        weak, _, ignore = weak_view(image, placeholder, invalid, self.crop, g)
+        weak, _, ignore = weak_view(image, placeholder, invalid, self.crop, g, self.rescale)
         strong1, strong2 = strong_view(weak, self.rgb, g), strong_view(weak, self.rgb, g)
         return {
             "weak": self.norm.standardize(weak),

@@ -1,11 +1,16 @@
 """From stored pixel values to what a foundation model expects, with the dataset's stored statistics only.
 
 Two steps, the same in training and prediction (never per window):
-1. a per-band linear stretch of the 2nd..98th percentile onto [0, 1] (clipped), so that any sensor and dtype
-   looks like an ordinary 8-bit photo; colour augmentations are defined in this space;
-2. the model's input normalization: ImageNet mean/std for bands that stand for red, green and blue (both
-   method papers feed ImageNet-normalized input to DINOv2, DINOv3 and CLIP), and the mean of those values for
-   any other band, so that extra bands enter the band adapter's mean filter on the same scale.
+1. a per-band linear map onto [0, 1] (clipped), the input *scaling*: `percentile` stretches the dataset's
+   2nd..98th percentile, so that any sensor and dtype looks like an ordinary 8-bit photo (the default, for
+   multi-sensor scenes); `fixed` divides by the dtype's range (0..255 for uint8: what both method papers do
+   with 8-bit RGB), or by configured bounds. Colour augmentations are defined in this space;
+2. the model's input standardization: a mean/std for the bands that stand for red, green and blue (the
+   backbone's pretrained statistics, or ImageNet's as both papers use for DINOv2, DINOv3 and CLIP alike; see
+   `models.input_stats`), and the mean of those values for any other band, so that extra bands enter the band
+   adapter's mean filter on the same scale.
+Both are decided when training and recorded in the checkpoint (with the scaling mode and the statistics'
+source); evaluation and prediction use the checkpoint's.
 """
 
 from __future__ import annotations
@@ -16,27 +21,67 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rsseg_cli.errors import UserError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+SCALINGS = ("percentile", "fixed")
+
+
+def fixed_range(dtype: str | None, bounds: Sequence[float] | None = None) -> tuple[float, float]:
+    """`fixed` scaling's [low, high]: configured bounds, else 0..the integer dtype's maximum (uint8 255,
+    uint16 65535, int16 32767: negative values clip to 0). Float data has no such range: it needs bounds."""
+    if bounds is not None:
+        return float(bounds[0]), float(bounds[1])
+    kind = np.dtype(dtype).kind if dtype else None
+    if kind not in ("u", "i"):
+        raise UserError(
+            f"model.input_scaling=fixed maps 0..the pixel type's maximum onto [0, 1], but the dataset holds "
+            f"{dtype or 'untyped'} pixels, which have no such range. Give the bounds, e.g. --set "
+            f"model.input_range=[0,1] (or [0,10000] for reflectance x 10000), or use "
+            f"model.input_scaling=percentile."
+        )
+    return 0.0, float(np.iinfo(np.dtype(dtype)).max)
+
+
 @dataclass(frozen=True)
 class Normalization:
-    low: tuple[float, ...]  # per band, the value mapped to 0 (2nd percentile)
-    high: tuple[float, ...]  # per band, the value mapped to 1 (98th percentile)
+    low: tuple[float, ...]  # per band, the value mapped to 0 (2nd percentile, or the fixed low)
+    high: tuple[float, ...]  # per band, the value mapped to 1 (98th percentile, or the fixed high)
     mean: tuple[float, ...]  # per band, model input mean (in [0, 1] units)
     std: tuple[float, ...]
+    scaling: str = "percentile"  # how low/high were chosen (SCALINGS)
+    stats: str = "imagenet"  # where mean/std come from: imagenet, configured, or auto:<backbone>
 
     @classmethod
-    def from_dataset(cls, statistics: dict, band_map: Sequence[int | None]) -> Normalization:
-        low = [float(v) for v in statistics["p2"]]
-        high = [float(v) for v in statistics["p98"]]
-        # A constant band would divide by zero; give it a unit range instead.
-        high = [h if h > lo else lo + 1.0 for lo, h in zip(low, high)]
-        other_mean, other_std = float(np.mean(IMAGENET_MEAN)), float(np.mean(IMAGENET_STD))
-        mean = [IMAGENET_MEAN[m] if m is not None else other_mean for m in band_map]
-        std = [IMAGENET_STD[m] if m is not None else other_std for m in band_map]
-        return cls(tuple(low), tuple(high), tuple(mean), tuple(std))
+    def from_dataset(
+        cls,
+        statistics: dict,
+        band_map: Sequence[int | None],
+        *,
+        scaling: str = "percentile",
+        dtype: str | None = None,
+        input_range: Sequence[float] | None = None,
+        rgb_stats: tuple[Sequence[float], Sequence[float]] = (IMAGENET_MEAN, IMAGENET_STD),
+        stats: str = "imagenet",
+    ) -> Normalization:
+        if scaling == "percentile":
+            low = [float(v) for v in statistics["p2"]]
+            high = [float(v) for v in statistics["p98"]]
+            # A constant band would divide by zero; give it a unit range instead.
+            high = [h if h > lo else lo + 1.0 for lo, h in zip(low, high)]
+        elif scaling == "fixed":
+            lo, hi = fixed_range(dtype, input_range)
+            low, high = [lo] * len(band_map), [hi] * len(band_map)
+        else:
+            raise UserError(f"Unknown input scaling {scaling!r}; use one of {', '.join(SCALINGS)}.")
+        rgb_mean, rgb_std = [float(v) for v in rgb_stats[0]], [float(v) for v in rgb_stats[1]]
+        other_mean, other_std = float(np.mean(rgb_mean)), float(np.mean(rgb_std))
+        mean = [rgb_mean[m] if m is not None else other_mean for m in band_map]
+        std = [rgb_std[m] if m is not None else other_std for m in band_map]
+        return cls(tuple(low), tuple(high), tuple(mean), tuple(std), scaling, stats)
 
     def to_dict(self) -> dict:
         return {
@@ -44,11 +89,22 @@ class Normalization:
             "high": list(self.high),
             "mean": list(self.mean),
             "std": list(self.std),
+            "scaling": self.scaling,
+            "stats": self.stats,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Normalization:
-        return cls(tuple(d["low"]), tuple(d["high"]), tuple(d["mean"]), tuple(d["std"]))
+        """A checkpoint's normalization; one without scaling and source is rsseg's first kind (percentile
+        stretch, ImageNet statistics)."""
+        return cls(
+            tuple(d["low"]),
+            tuple(d["high"]),
+            tuple(d["mean"]),
+            tuple(d["std"]),
+            str(d.get("scaling", "percentile")),
+            str(d.get("stats", "imagenet")),
+        )
 
     def stretch(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Raw (C, H, W) or (B, C, H, W) values -> float32 in [0, 1]."""

@@ -22,7 +22,7 @@ from rsseg_cli.atomic import atomic_file
 from rsseg_cli.errors import UserError
 
 KIND = "rsseg-checkpoint"
-FORMAT = 2  # 1: rsseg 0.1.0 (no "format" key)
+FORMAT = 3  # 1: rsseg 0.1.0 (no "format" key); 2: no input scaling / statistics choice
 GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32", "float32": "Float32", "float64": "Float64"}  # fmt: skip
 
 
@@ -181,8 +181,8 @@ def _from_0_1_0(payload: dict[str, Any]) -> dict[str, Any]:
     }
     spec["backbone_kwargs"] = dict(old.get("backbone_kwargs") or {})
     # 0.1.0 computed some parts differently from the released recipes (issue 13); its checkpoints keep that
-    # behaviour so they predict as they did: CLIP skips through ln_post, the fusion resize without
-    # align_corners, the large DPT head on giant backbones.
+    # behaviour so they predict as they did: CLIP skips through ln_post, rsseg 0.1's cost head, the fusion
+    # resize without align_corners, the large DPT head on giant backbones.
     if spec.get("head") is None and str(spec.get("backbone") or "").startswith("dinov2_g"):
         spec["head"] = "l"
     if old.get("co2s"):
@@ -192,6 +192,8 @@ def _from_0_1_0(payload: dict[str, Any]) -> dict[str, Any]:
         }
         if "clip" in students:
             students["clip"]["skip_path"] = "ln_post"
+        for student in students.values():
+            student["head"] = {**(student.get("head") or {}), "layout": "rsseg-0.1"}
         spec.update(
             architecture="co2s",
             parts={"students": students, "concepts": old.get("concepts") or []},
@@ -219,7 +221,16 @@ def _from_0_1_0(payload: dict[str, Any]) -> dict[str, Any]:
     return new
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_0_1_0}
+def _from_format_2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Format 2 and before: the percentile stretch and ImageNet statistics for every backbone, with no
+    conversion between backbones (the model spec's input_stats stays null), recorded as such."""
+    norm = dict(payload["normalization"])
+    norm.setdefault("scaling", "percentile")
+    norm.setdefault("stats", "imagenet")
+    return {**payload, "normalization": norm}
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_0_1_0, 2: _from_format_2}
 
 
 def upgrade(payload: dict[str, Any], path: Path | str = "checkpoint") -> dict[str, Any]:

@@ -15,10 +15,11 @@ from rsseg_cli.atomic import atomic_file
 from rsseg_cli.config import Config, config_to_yaml, parse_config
 from rsseg_cli.config_layers import parse_labeled
 from rsseg_cli.data.chipset import ChipDataset
-from rsseg_cli.data.normalize import Normalization, band_map_by_name, default_band_map
+from rsseg_cli.data.normalize import band_map_by_name, default_band_map
 from rsseg_cli.data.subsets import read_split_file, select_labeled, write_split_files
 from rsseg_cli.engine import distributed
 from rsseg_cli.engine.determinism import configure_determinism
+from rsseg_cli.engine.input_setup import check_scaling, legacy_run_config, run_normalization
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
 from rsseg_cli.engine.trainer import RunSpec, Trainer
 from rsseg_cli.errors import UserError
@@ -110,7 +111,8 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     resuming = last.exists()
     if resuming:
         saved = parse_config(
-            yaml.safe_load((run_dir / "config.yaml").read_text()), str(run_dir / "config.yaml")
+            legacy_run_config(yaml.safe_load((run_dir / "config.yaml").read_text())),
+            str(run_dir / "config.yaml"),
         )
         if _essential(saved) != _essential(cfg) and not resume:
             raise UserError(
@@ -143,7 +145,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     unlabeled_ids = [i for i in data.split("train")["id"] if i not in chosen]
     val_ids = data.split("val", labeled=True)["id"].tolist() if cfg.train.validation else []
 
-    norm = Normalization.from_dataset(data.meta["statistics"], band_map)
+    check_scaling(cfg, data.meta)
     # Build (and download) the method's teachers and the model before writing anything, so a failed
     # download leaves no empty run. Teachers are never in a checkpoint: a resumed run loads them again.
     import torch
@@ -152,6 +154,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     in_chans = len(data.band_names)
     # A resumed run takes every weight from its checkpoint (nothing to download).
     method, model = configured_model(cfg, data.meta["classes"], in_chans, band_map, pretrained=not resuming)
+    norm = run_normalization(cfg, data.meta, band_map, model, method)
     if dist.main and not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(run_dir / "config.yaml") as tmp:
@@ -169,6 +172,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             "world_size": dist.world,
             "device": str(device),
             "precision": precision,
+            "normalization": {"scaling": norm.scaling, "stats": norm.stats},
         }
         with atomic_file(run_dir / "run.json") as tmp:
             tmp.write_text(json.dumps(info, indent=2))

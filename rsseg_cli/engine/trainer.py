@@ -88,13 +88,13 @@ class Trainer:
         self.base_lrs = [g["lr"] for g in groups]
         self.scaler = grad_scaler(spec.precision, self.device)
         seed, d = spec.cfg.seed, spec.dist
-        labeled = LabeledTrain(spec.data, spec.labeled_ids, spec.norm, cfg.crop, seed)
+        labeled = LabeledTrain(spec.data, spec.labeled_ids, spec.norm, cfg.crop, seed, cfg.rescale)
         # The supervised baseline draws its recipe's batch and epoch (methods.md), not the SSL labeled batch.
         batch, epoch_samples = method.labeled_stream(cfg)
         self.labeled = BatchStream(
             labeled, batch, seed, d.rank, d.world, cfg.workers, self.device, epoch_samples
         )
-        self.unlabeled = None
+        self.unlabeled = self.mix_source = None
         if method.uses_unlabeled:
             if not spec.unlabeled_ids:
                 raise UserError(
@@ -102,12 +102,28 @@ class Trainer:
                     "--labeled with a ratio below 1, add scenes with --unlabeled when tiling, or use "
                     "--method supervised."
                 )
-            unl = UnlabeledTrain(
-                spec.data, spec.unlabeled_ids, spec.norm, cfg.crop, rgb_bands(spec.band_map), seed + 1
-            )
-            self.unlabeled = BatchStream(
-                unl, cfg.batch_size_unlabeled, seed + 1, d.rank, d.world, cfg.workers, self.device
-            )
+
+            def unlabeled_stream(seed: int) -> BatchStream:
+                chips = UnlabeledTrain(
+                    spec.data,
+                    spec.unlabeled_ids,
+                    spec.norm,
+                    cfg.crop,
+                    rgb_bands(spec.band_map),
+                    seed,
+                    cfg.rescale,
+                )
+                return BatchStream(
+                    chips, cfg.batch_size_unlabeled, seed, d.rank, d.world, cfg.workers, self.device
+                )
+
+            self.unlabeled = unlabeled_stream(seed + 1)
+            # Methods that paste CutMix boxes from a second, independent unlabeled batch (Co2S, as its
+            # release's zip(loader_u, loader_u)) get one with its own order and augmentations.
+            if method.mix_from_second_batch:
+                self.mix_source = unlabeled_stream(seed + 2)
+            if problem := method.cutmix_partner_problem(cfg.batch_size_unlabeled, len(spec.unlabeled_ids)):
+                log.warning(problem)
         # An epoch is a pass over the unlabeled pool (UniMatch's definition), or the labeled stream's epoch.
         epoch_stream = self.unlabeled or self.labeled
         self.steps_per_epoch = epoch_stream.batches_per_epoch
@@ -201,8 +217,9 @@ class Trainer:
         spec, cfg = self.spec, self.cfg
         end = self.total_steps if stop_at is None else min(stop_at, self.total_steps)
         self.labeled.start(self.step)
-        if self.unlabeled is not None:
-            self.unlabeled.start(self.step)
+        for stream in (self.unlabeled, self.mix_source):
+            if stream is not None:
+                stream.start(self.step)
         self.student.train()
         window: dict[str, list[float]] = {}
         recent: dict[str, list[float]] = {}
@@ -257,6 +274,8 @@ class Trainer:
             group["lr"] = poly_lr(base, self.step, self.total_steps)
         labeled = self.labeled.next()
         unlabeled = self.unlabeled.next() if self.unlabeled is not None else None
+        if self.mix_source is not None:
+            unlabeled = {**unlabeled, "mix": self.mix_source.next()}
         teacher = self.teacher.model if self.teacher is not None else None
         self.method.begin_step(self.step, self.total_steps)
         with autocast(spec.precision, self.device):
@@ -296,6 +315,8 @@ class Trainer:
             spec.precision,
             spec.dist.rank,
             spec.dist.world,
+            short_side=self.cfg.rescale.val_short_side,
+            max_long=self.cfg.rescale.max_long,
         )
         by_variant = {v: compute_metrics(cm.matrix, spec.data.class_names) for v, cm in cms.items()}
         # Several predictions (Co2S): the best of them is the run's score and the checkpoint's default.

@@ -30,7 +30,7 @@ class Method:
 
     Class attributes say what the method needs: `options` (its configuration section, train.<section>),
     `defaults` (train.* settings where its paper differs from the shared defaults), and its batch needs
-    (`uses_unlabeled`, `uses_ema`). `model_spec` extends the model spec with the method's own parts.
+    (`uses_unlabeled`, `uses_ema`, `mix_from_second_batch`). `model_spec` extends the model spec with the method's own parts.
     """
 
     name: ClassVar[str]
@@ -38,6 +38,8 @@ class Method:
     defaults: ClassVar[dict[str, Any]] = {}
     uses_unlabeled: ClassVar[bool] = True
     uses_ema: ClassVar[bool] = True
+    # True: the unlabeled batch carries a second, independent one under "mix" to paste CutMix boxes from.
+    mix_from_second_batch: ClassVar[bool] = False
 
     def __init__(self, num_classes: int, tau: float = 0.95):
         self.num_classes = num_classes
@@ -74,6 +76,22 @@ class Method:
         the labeled chips). The semi-supervised recipes draw train.batch_size; the supervised baseline's
         recipe is its own (methods.md)."""
         return train.batch_size, None
+
+    def cutmix_partner_problem(self, batch: int, pool: int) -> str | None:
+        """Why CutMix would paste an image onto itself with this unlabeled batch and pool (None: it will not)."""
+        if not self.uses_unlabeled:
+            return None
+        if self.mix_from_second_batch and pool < 2:
+            return (
+                f"only one unlabeled chip: {self.name}'s CutMix pastes from the same chip (another augmentation "
+                "of it). Add unlabeled chips for the mixing to mean anything."
+            )
+        if not self.mix_from_second_batch and batch < 2:
+            return (
+                f"train.batch_size_unlabeled is 1: {self.name} pastes each CutMix box from the same image, so "
+                "the strong views are not mixed. Use 2 or more unlabeled chips per step."
+            )
+        return None
 
     def describe(self, cfg: Config) -> str:
         """The model as the run log names it."""
@@ -142,10 +160,18 @@ def cutmix(
 
 
 def mixed_targets(
-    box: torch.Tensor, pseudo: torch.Tensor, confidence: torch.Tensor, ignore: torch.Tensor
+    box: torch.Tensor,
+    pseudo: torch.Tensor,
+    confidence: torch.Tensor,
+    ignore: torch.Tensor,
+    source: Sequence[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The targets of a view CutMixed with `box` (for methods that mix the images before pseudo-labelling)."""
-    return tuple(mix(t, partner(t), box) for t in (pseudo, confidence, ignore))  # type: ignore[return-value]
+    """The targets of a view CutMixed with `box` (for methods that mix the images before pseudo-labelling):
+    inside the box those of the pasted image, `source` = its (pseudo, confidence, ignore), by default the
+    batch partner's."""
+    own = (pseudo, confidence, ignore)
+    pasted = source if source is not None else [partner(t) for t in own]
+    return tuple(mix(t, o, box) for t, o in zip(own, pasted))  # type: ignore[return-value]
 
 
 def own_weights(weights: str | None, model_weights: str, what: str, key: str) -> str:

@@ -19,7 +19,7 @@ gradient of its own L_k + w L_sta.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -45,7 +45,7 @@ class Co2SConfig(Strict):
     """Co2S's two students, their text/learned class queries and the stability loss."""
 
     clip: str = Field(default="clip_b16", description="CLIP student: open_clip preset or open_clip:MODEL:TAG")
-    dinov3: str = Field(default="dinov3_b", description="DINOv3 student: timm preset or timm:ARCH.TAG")
+    dinov3: str = Field(default="dinov3_b_qkvb", description="DINOv3 student: timm preset or timm:ARCH.TAG")
     clip_weights: str | None = Field(
         default=None, description="hub, none or a local file; null: model.weights when that is hub or none"
     )
@@ -60,9 +60,14 @@ class Co2SConfig(Strict):
     stability_ramp: float = Field(
         default=0.2, ge=0, le=1, description="share of the iterations its cosine ramp from 0 takes"
     )
+    text_queries: Literal["single", "concept-avg"] = Field(
+        default="single",
+        description="CLIP class queries: single ('a photo of a {name}', the release) or concept-avg "
+        "(name + concepts, raw embeddings averaged)",
+    )
     concepts: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="class name -> concepts for its text query; default: the class table's, else the name",
+        description="class name -> concepts for concept-avg; default: the class table's, else the name",
     )
 
 
@@ -121,6 +126,7 @@ class Co2S(Method):
         "batch_size_unlabeled": 2,
     }
     uses_ema = False
+    mix_from_second_batch = True
 
     def __init__(
         self,
@@ -132,6 +138,7 @@ class Co2S(Method):
         students: dict[str, Any] | None = None,
         weights: dict[str, str] | None = None,
         concepts: list[list[str]] | None = None,
+        text_queries: str = "single",
     ):
         super().__init__(num_classes, tau)
         self.stability = stability
@@ -140,6 +147,7 @@ class Co2S(Method):
         self.students = students or {}
         self.weights = weights or {"clip": "none", "dinov3": "none"}
         self.concepts = concepts or [[f"class {i}"] for i in range(num_classes)]
+        self.text_queries = text_queries
         self.weight_now = 0.0
 
     @classmethod
@@ -176,6 +184,7 @@ class Co2S(Method):
             students,
             weights,
             class_concepts(table),
+            opts.text_queries,
         )
 
     def model_spec(self, base: ModelSpec) -> ModelSpec:
@@ -183,7 +192,7 @@ class Co2S(Method):
         from which the CLIP student's text queries are encoded when the model is built."""
         from rsseg_cli.models.co2s import co2s_spec
 
-        return co2s_spec(base, self.students, self.concepts)
+        return co2s_spec(base, self.students, self.concepts, self.text_queries)
 
     def model_weights(self, weights: str) -> dict[str, str]:
         return dict(self.weights)
@@ -204,23 +213,35 @@ class Co2S(Method):
         x, mask = labeled["image"], labeled["mask"]
         u = unlabeled
         n, ignore = len(x), u["ignore"]
-        # The strong views are CutMixed before the forward; their targets follow once pseudo-labels exist.
-        view1 = mix(u["strong1"], partner(u["strong1"]), u["box1"])
-        view2 = mix(u["strong2"], partner(u["strong2"]), u["box2"])
-        out = student(torch.cat([x, u["weak"]]), strong=torch.cat([view1, view2]), n_labeled=n)
+        # CutMix pastes from a second, independent unlabeled batch ("mix", the release's second loader);
+        # without one (a direct call) from the batch partner. The strong views are mixed before the forward;
+        # their targets follow once both batches' pseudo-labels exist.
+        other = u.get("mix")
+        view1 = mix(u["strong1"], other["strong1"] if other else partner(u["strong1"]), u["box1"])
+        view2 = mix(u["strong2"], other["strong2"] if other else partner(u["strong2"]), u["box2"])
+        out = student(
+            torch.cat([x, u["weak"]]),
+            strong=torch.cat([view1, view2]),
+            n_labeled=n,
+            mix_weak=other["weak"] if other else None,
+        )
 
         losses, logs, weak = {}, {}, {}
         for name, o in out.items():
             logits_x, logits_w = o["main"].split([n, len(u["weak"])])
             weak[name] = logits_w
             confidence, pseudo = logits_w.detach().float().softmax(dim=1).max(dim=1)
+            source = None
+            if other:  # each student pseudo-labels the pasted images itself, without gradient
+                conf_o, pseudo_o = o["mix"].float().softmax(dim=1).max(dim=1)
+                source = (pseudo_o, conf_o, other["ignore"])
             logits_s1, logits_s2 = o["strong"].chunk(2)
             loss_x = supervised_loss(logits_x, mask)
             loss_s1 = unsupervised_loss(
-                logits_s1, *mixed_targets(u["box1"], pseudo, confidence, ignore), self.tau
+                logits_s1, *mixed_targets(u["box1"], pseudo, confidence, ignore, source), self.tau
             )
             loss_s2 = unsupervised_loss(
-                logits_s2, *mixed_targets(u["box2"], pseudo, confidence, ignore), self.tau
+                logits_s2, *mixed_targets(u["box2"], pseudo, confidence, ignore, source), self.tau
             )
             loss_fp = unsupervised_loss(o["fp"], pseudo, confidence, ignore, self.tau)
             losses[name] = (loss_x + 0.25 * loss_s1 + 0.25 * loss_s2 + 0.5 * loss_fp) / 2

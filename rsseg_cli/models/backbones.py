@@ -18,6 +18,7 @@ from torch import nn
 
 from rsseg_cli.errors import UserError
 from rsseg_cli.models.band_adapter import check_band_map
+from rsseg_cli.models.input_stats import Restandardize, Stats, pretrained_stats
 from rsseg_cli.models.open_clip_adapter import (
     adapt_open_clip_bands,
     create_open_clip_visual,
@@ -32,7 +33,8 @@ from rsseg_cli.models.weights import Weights
 class Backbone(nn.Module):
     """A ViT returning one (B, embed_dim, ceil(H/p), ceil(W/p)) map per tapped block.
 
-    Inputs of any size are zero-padded right and bottom to a multiple of the patch size.
+    Inputs of any size are zero-padded right and bottom to a multiple of the patch size. Input standardized
+    with other statistics than the backbone's own is converted first (`fit_input_stats`, `Restandardize`).
     """
 
     def __init__(
@@ -58,6 +60,13 @@ class Backbone(nn.Module):
         self.patch_size, self.embed_dim, self.depth = geometry(model)
         self.taps = self._resolve_taps(preset, taps)
         self._blocks = sorted(set(self.taps))  # a block tapped twice is computed once
+        self.restandardize = Restandardize()  # identity unless fit_input_stats says otherwise
+
+    def fit_input_stats(self, stats: Stats) -> None:
+        """Take input standardized with `stats` (RGB mean, std): where they differ from the statistics this
+        backbone was pretrained with, its input is re-standardized exactly before the patch embedding."""
+        device = next(self.model.parameters()).device
+        self.restandardize.fit(stats, pretrained_stats(self.preset), self.band_map, device)
 
     def _resolve_taps(self, preset: BackbonePreset, taps: Sequence[int] | None) -> list[int]:
         if taps is None:
@@ -78,6 +87,7 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         if x.shape[1] != self.in_chans:
             raise ValueError(f"backbone {self.preset} takes {self.in_chans} bands, got {x.shape[1]}")
+        x = self.restandardize(x)  # before padding: the padding stays this backbone's own mean
         h, w = x.shape[-2:]
         p = self.patch_size
         if h % p or w % p:

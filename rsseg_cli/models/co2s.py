@@ -48,12 +48,17 @@ class Co2SModel(nn.Module):
         return probs
 
     def forward(
-        self, x: torch.Tensor, strong: torch.Tensor | None = None, n_labeled: int = 0
+        self,
+        x: torch.Tensor,
+        strong: torch.Tensor | None = None,
+        n_labeled: int = 0,
+        mix_weak: torch.Tensor | None = None,
     ) -> torch.Tensor | dict[str, dict[str, torch.Tensor]]:
         """Inference: logits of the chosen student, or for the ensemble the log of the mean probabilities
         (so softmax gives the average). Training (`strong` given): per student, logits of x = cat(labeled,
-        weak) ('main'), of the weak part with feature dropout ('fp', UniMatch's feature perturbation), and
-        of the strong views ('strong')."""
+        weak) ('main'), of the weak part with feature dropout ('fp', UniMatch's feature perturbation), of
+        the strong views ('strong') and, without gradient, of `mix_weak` ('mix': the weak views of the
+        batch the CutMix boxes come from, for their pseudo-labels)."""
         if strong is None:
             if self.mode == "ensemble":
                 return self.variant_probs(x)["ensemble"].clamp_min(1e-12).log()
@@ -67,6 +72,9 @@ class Co2SModel(nn.Module):
                 "fp": student.decode(weak_feats, x.shape[-2:]),
                 "strong": student(strong),
             }
+            if mix_weak is not None:
+                with torch.no_grad():
+                    out[name]["mix"] = student(mix_weak)
         return out
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -88,6 +96,7 @@ class Co2SParts(BaseModel):
 
     students: dict[Literal["clip", "dinov3"], dict[str, Any]]
     concepts: list[list[str]] = Field(default_factory=list)
+    text_queries: Literal["single", "concept-avg"] = "single"
 
 
 # Student settings that come from the spec itself, not from the student's own parts.
@@ -100,7 +109,9 @@ def _student_weights(weights: WeightsArg, name: str) -> str:
     return str(weights[name]) if isinstance(weights, Mapping) else str(weights)
 
 
-def text_queries(student: dict[str, Any], weights: str, concepts: list[list[str]]) -> torch.Tensor:
+def text_queries(
+    student: dict[str, Any], weights: str, concepts: list[list[str]], variant: str = "single"
+) -> torch.Tensor:
     """The CLIP student's frozen class queries, encoded once by the text tower of the same CLIP model."""
     from rsseg_cli.models.open_clip_adapter import create_open_clip
     from rsseg_cli.models.text_queries import encode_class_queries
@@ -109,15 +120,21 @@ def text_queries(student: dict[str, Any], weights: str, concepts: list[list[str]
         k: v for k, v in student.items() if k not in ("backbone", "head", "skip_blocks", "taps", *_FROM_SPEC)
     }
     text_model = create_open_clip(student["backbone"], weights, **overrides)
-    return encode_class_queries(text_model, student["backbone"], concepts)
+    return encode_class_queries(text_model, student["backbone"], concepts, variant=variant)
 
 
-def co2s_spec(base: ModelSpec, students: dict[str, dict[str, Any]], concepts: list[list[str]]) -> ModelSpec:
+def co2s_spec(
+    base: ModelSpec,
+    students: dict[str, dict[str, Any]],
+    concepts: list[list[str]],
+    text_queries: str = "single",
+) -> ModelSpec:
     """A co2s spec from a configured one: the two students replace the single backbone and head."""
     single = dict(
         backbone=None, backbone_kwargs={}, taps=None, head=None, head_features=None, head_channels=None
     )
-    return base.model_copy(update=single).with_parts("co2s", students=students, concepts=concepts)
+    parts = dict(students=students, concepts=concepts, text_queries=text_queries)
+    return base.model_copy(update=single).with_parts("co2s", **parts)
 
 
 def build(spec: ModelSpec, weights: WeightsArg) -> Co2SModel:
@@ -134,7 +151,9 @@ def build(spec: ModelSpec, weights: WeightsArg) -> Co2SModel:
     for name in STUDENTS:
         kwargs = {k: v for k, v in parts.students[name].items() if k not in _FROM_SPEC}
         if name == "clip" and weights is not None:
-            kwargs["queries"] = text_queries(kwargs, _student_weights(weights, name), parts.concepts)
+            kwargs["queries"] = text_queries(
+                kwargs, _student_weights(weights, name), parts.concepts, parts.text_queries
+            )
         students[name] = Co2SStudent(name, weights=_student_weights(weights, name), **common, **kwargs)  # type: ignore[arg-type]
     resolved = {
         name: {k: v for k, v in s.config.items() if k not in _FROM_SPEC} for name, s in students.items()
@@ -142,7 +161,8 @@ def build(spec: ModelSpec, weights: WeightsArg) -> Co2SModel:
     band_map = students["clip"].backbone.band_map
     final = spec.model_copy(
         update=dict(
-            band_map=band_map, parts=Co2SParts(students=resolved, concepts=parts.concepts).model_dump()
+            band_map=band_map,
+            parts=parts.model_copy(update=dict(students=resolved)).model_dump(),
         )
     )
     return Co2SModel(students["clip"], students["dinov3"], final)

@@ -24,25 +24,29 @@ from rsseg_cli.errors import UserError
 from rsseg_cli.models.backbones import Backbone, build_backbone
 from rsseg_cli.models.clip_dense import clip_features
 from rsseg_cli.models.cost_head import CostAggregationHead
+from rsseg_cli.models.cost_head_v01 import CostAggregationHeadV01
 from rsseg_cli.models.presets import get_preset
 from rsseg_cli.models.weights import Weights
 
 StudentKind = Literal["clip", "dinov3"]
 
-DEFAULT_BACKBONE: dict[str, str] = {"clip": "clip_b16", "dinov3": "dinov3_b"}
+DEFAULT_BACKBONE: dict[str, str] = {"clip": "clip_b16", "dinov3": "dinov3_b_qkvb"}
 _LIBRARY = {"clip": "open_clip", "dinov3": "timm"}
 
 # Attention parameters (q/k/v and output projection) in every block, the only trainable backbone parameters.
-# DINOv3's separate q/v biases and any norm inside the attention (q_norm, k_norm, attn.norm) stay frozen.
+# The released DINOv3 (timm's _qkvb layout) keeps its q and v biases apart from the qkv projection: they are
+# attention parameters too and learn with it. Norms inside the attention (q_norm, k_norm, attn.norm) stay frozen.
 _TRAINABLE = {
     "open_clip": re.compile(
         r"transformer\.resblocks\.\d+\.attn\.(in_proj_weight|in_proj_bias|out_proj\.(weight|bias))$"
     ),
-    "timm": re.compile(r"blocks\.\d+\.attn\.(qkv|proj)\.(weight|bias)$"),
+    "timm": re.compile(r"blocks\.\d+\.attn\.((qkv|proj)\.(weight|bias)|[qkv]_bias)$"),
 }
 
 
 FEATURE_DROPOUT = 0.5
+
+HEADS: dict[str, type[nn.Module]] = {"vlg": CostAggregationHead, "rsseg-0.1": CostAggregationHeadV01}
 
 
 def default_clip_skips(depth: int) -> tuple[int, int]:
@@ -68,7 +72,7 @@ class Co2SStudent(nn.Module):
     without ln_post (default `default_clip_skips(depth)`, see `clip_features`), the last map is the dense CLIP
     embedding in the joint space; the class queries are a buffer of frozen text embeddings `queries`
     (K, joint dim), see `text_queries.encode_class_queries` (None gives zeros, only to rebuild the model before loading a checkpoint, whose state holds the queries).
-    kind "dinov3": a timm preset (default dinov3_b); three LayerNorm'd taps (default `default_dinov3_taps`),
+    kind "dinov3": a timm preset (default dinov3_b_qkvb); three LayerNorm'd taps (default `default_dinov3_taps`),
     learnable queries (K, embed_dim) initialized N(0, 0.02).
     `head` holds CostAggregationHead keyword arguments; `overrides` go to the backbone constructor.
     """
@@ -150,9 +154,12 @@ class Co2SStudent(nn.Module):
             nn.init.normal_(self.queries, std=0.02)
         self._freeze_backbone()
         dim = self.backbone.embed_dim
-        self.head = CostAggregationHead(
-            (dim, dim), query_dim=query_dim, num_classes=num_classes, **(head or {})
-        )
+        head_args = dict(head or {})
+        # "rsseg-0.1": the head of rsseg 0.1 checkpoints (the checkpoint upgrader sets it); else the release's.
+        head_class = HEADS.get(head_args.pop("layout", "vlg"))
+        if head_class is None:
+            raise UserError(f"Unknown Co2S head layout: choose one of {', '.join(HEADS)}.")
+        self.head = head_class((dim, dim), query_dim=query_dim, num_classes=num_classes, **head_args)
         # The arguments that rebuild this architecture (weights='none') before loading a checkpoint.
         self.config: dict[str, Any] = dict(
             kind=kind,

@@ -31,6 +31,8 @@ class BackbonePreset:
     taps: tuple[int, ...]
     size: Size | None  # picks the default DPT head (None: from the built width)
     license: str
+    # (mean, std) of its pretraining input, RGB in [0, 1] units; None: what timm / open_clip say (input_stats)
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def timm_name(self) -> str:
@@ -65,6 +67,7 @@ def _preset(
     size: Size,
     license: str,
     taps: tuple[int, ...] | None = None,
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> None:
     """Register one backbone; `taps` defaults to the even-spacing rule (`default_taps`) for its depth."""
     if name in BACKBONES:
@@ -80,6 +83,7 @@ def _preset(
         taps=tuple(default_taps(depth)) if taps is None else taps,
         size=size,
         license=license,
+        stats=stats,
     )
 
 
@@ -87,6 +91,10 @@ def _preset(
 _DINOV2: dict[str, Any] = dict(library="timm", tag="lvd142m", patch_size=14, license="Apache-2.0")
 _DINOV3_LICENSE = "DINOv3 License (Meta; redistribution must carry it)"
 _DINOV3: dict[str, Any] = dict(library="timm", tag="lvd1689m", patch_size=16, license=_DINOV3_LICENSE)
+# DINOv3 distilled on SAT-493M (Maxar satellite RGB) normalizes with that data's statistics, not ImageNet's;
+# given here as released, so they hold whichever timm version is installed.
+_SAT493M_STATS = ((0.430, 0.411, 0.296), (0.213, 0.156, 0.143))
+_DINOV3_SAT: dict[str, Any] = {**_DINOV3, "tag": "sat493m", "stats": _SAT493M_STATS}
 # OpenAI CLIP was trained with QuickGELU: the -quickgelu configs, else activations are silently wrong.
 _OPENAI_CLIP: dict[str, Any] = dict(tag="openai", license="MIT")
 
@@ -105,6 +113,13 @@ _preset("dinov3_s",      model="vit_small_patch16_dinov3",      embed_dim=384,  
 _preset("dinov3_s_plus", model="vit_small_plus_patch16_dinov3", embed_dim=384,  depth=12, size="s", **_DINOV3)
 _preset("dinov3_b",      model="vit_base_patch16_dinov3",       embed_dim=768,  depth=12, size="b", **_DINOV3)
 _preset("dinov3_l",      model="vit_large_patch16_dinov3",      embed_dim=1024, depth=24, size="l", **_DINOV3)
+# The released DINOv3 layout with q and v biases in every attention block (Co2S's student trains them).
+_preset("dinov3_s_qkvb", model="vit_small_patch16_dinov3_qkvb", embed_dim=384,  depth=12, size="s", **_DINOV3)
+_preset("dinov3_b_qkvb", model="vit_base_patch16_dinov3_qkvb",  embed_dim=768,  depth=12, size="b", **_DINOV3)
+_preset("dinov3_l_qkvb", model="vit_large_patch16_dinov3_qkvb", embed_dim=1024, depth=24, size="l", **_DINOV3)
+# The satellite-pretrained DINOv3 (SAT-493M), and its released q/v-bias layout.
+_preset("dinov3_l_sat",      model="vit_large_patch16_dinov3",      embed_dim=1024, depth=24, size="l", **_DINOV3_SAT)
+_preset("dinov3_l_sat_qkvb", model="vit_large_patch16_dinov3_qkvb", embed_dim=1024, depth=24, size="l", **_DINOV3_SAT)
 
 _preset("clip_b16",      library="open_clip", model="ViT-B-16-quickgelu", patch_size=16, embed_dim=768,  depth=12, size="b", **_OPENAI_CLIP)
 _preset("clip_l14",      library="open_clip", model="ViT-L-14-quickgelu", patch_size=14, embed_dim=1024, depth=24, size="l", **_OPENAI_CLIP)
@@ -114,7 +129,7 @@ _preset("clip_b16_timm", library="timm", model="vit_base_patch16_clip_quickgelu_
 
 def imagenet_stats() -> tuple[list[float], list[float]]:
     """ImageNet mean and std (RGB): both method papers feed ImageNet-normalized images to every backbone,
-    CLIP included."""
+    CLIP included (`model.input_stats: imagenet`; each backbone's own: `input_stats.pretrained_stats`)."""
     return list(IMAGENET_MEAN), list(IMAGENET_STD)
 
 

@@ -38,6 +38,20 @@ ARCHITECTURES: dict[str, str] = {
 WeightsArg = str | Mapping[str, str] | None
 
 
+class InputStats(BaseModel):
+    """The mean and std (red, green, blue; [0, 1] units) the model's input is standardized with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mean: list[float] = Field(min_length=3, max_length=3)
+    std: list[float] = Field(min_length=3, max_length=3)
+
+    @property
+    def pair(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        m, s = self.mean, self.std
+        return (m[0], m[1], m[2]), (s[0], s[1], s[2])
+
+
 class ModelSpec(BaseModel):
     """What a network is. Unknown keys are errors; a spec is immutable once built."""
 
@@ -61,6 +75,11 @@ class ModelSpec(BaseModel):
     parts: dict[str, Any] = Field(
         default_factory=dict, description="the architecture's own parts, validated by its builder"
     )
+    input_stats: InputStats | Literal["auto"] | None = Field(
+        default=None,
+        description="statistics the input is standardized with; every backbone whose own differ converts "
+        "it (auto: the main backbone's, resolved when built); null: each backbone takes it as it is",
+    )
 
     @classmethod
     def from_config(
@@ -77,6 +96,9 @@ class ModelSpec(BaseModel):
             head=model.head,
             head_features=model.head_features,
             head_channels=model.head_channels,
+            # auto: the input follows the main backbone and the others convert; a configured value is fed
+            # to every backbone as it is (the papers' setting).
+            input_stats="auto" if getattr(model, "input_stats", "auto") == "auto" else None,
         )
 
     def with_parts(self, architecture: str, **parts: Any) -> ModelSpec:
@@ -125,6 +147,16 @@ def build(spec: ModelSpec | Mapping[str, Any], weights: WeightsArg = None) -> nn
     model = _builder(spec.architecture)(spec, weights)
     if not isinstance(getattr(model, "spec", None), ModelSpec):
         raise TypeError(f"the {spec.architecture} builder must set model.spec")
+    if spec.input_stats is not None:
+        from rsseg_cli.models.input_stats import fit_backbones, main_backbone, pretrained_stats
+
+        if spec.input_stats == "auto":
+            mean, std = pretrained_stats(main_backbone(model.spec))
+            stats = InputStats(mean=list(mean), std=list(std))
+        else:
+            stats = spec.input_stats  # type: ignore[assignment]
+        fit_backbones(model, stats.pair)
+        model.spec = model.spec.model_copy(update={"input_stats": stats})
     return model
 
 

@@ -1,9 +1,11 @@
 """Frozen CLIP text embeddings as class queries (Co2S's explicit guidance for the CLIP student).
 
-A class name alone is a weak, ambiguous prompt for remote-sensing classes ("background", "low vegetation"),
-so each class carries a few concepts (synonyms, sub-types: water -> lake, river, pond). Each concept is
-encoded with the prompt "a photo of a {concept}"; the unit-norm embeddings are averaged per class and
-normalized again (prompt ensembling as in CLIP's zero-shot classifiers), giving one unit query per class.
+Two variants, as in the released code (methods.md):
+- "single" (the release's default and its experiments): one prompt per class, "a photo of a {name}", the
+  embedding L2-normalized;
+- "concept-avg": every string of the class's list (its name, then its concepts: synonyms and sub-types,
+  water -> lake, river, pond) is encoded with the same prompt, the RAW embeddings are averaged and the mean
+  is L2-normalized (so a concept with a longer embedding weighs more, as in the release).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rsseg_cli.errors import UserError
 from rsseg_cli.models.presets import get_preset
 
 PROMPT = "a photo of a {}"
+VARIANTS = ("single", "concept-avg")
 
 
 def class_concepts(classes: Sequence[Mapping[str, Any]]) -> list[list[str]]:
@@ -46,9 +49,12 @@ def encode_class_queries(
     model_name: str,
     concepts: Sequence[Sequence[str]],
     device: torch.device | str | None = None,
+    variant: str = "single",
 ) -> torch.Tensor:
     """(K, D) fp32 unit class queries from an open_clip CLIP model's text tower.
 
+    concepts: per class its name followed by its concepts (`class_concepts`); "single" encodes the name
+    alone, "concept-avg" the whole list (see the module docstring).
     model_name: the open_clip model name whose tokenizer fits the model (e.g. "ViT-B-16-quickgelu"); an
     rsseg backbone preset name (e.g. "clip_b16") is translated. The text tower runs in eval mode without
     gradients where the model lies; every submodule's train/eval mode is restored afterwards. The result is
@@ -58,6 +64,10 @@ def encode_class_queries(
 
     if not concepts or any(len(c) == 0 for c in concepts):
         raise ValueError("every class needs at least one concept")
+    if variant not in VARIANTS:
+        raise UserError(f"Unknown text query variant {variant!r}: choose one of {', '.join(VARIANTS)}.")
+    if variant == "single":
+        concepts = [[cls[0]] for cls in concepts]
     with suppress(UserError):  # an rsseg backbone name; otherwise an open_clip model name
         model_name = get_preset(model_name).model
     context_length = getattr(clip_model, "context_length", None)
@@ -74,7 +84,6 @@ def encode_class_queries(
     finally:
         for m, training in modes.items():
             m.training = training
-    emb = F.normalize(emb, dim=-1)
     counts = torch.tensor([len(c) for c in concepts], device=emb.device)
     owner = torch.repeat_interleave(torch.arange(len(concepts), device=emb.device), counts)
     mean = torch.zeros(len(concepts), emb.shape[1], device=emb.device).index_add_(0, owner, emb)

@@ -23,7 +23,7 @@ TINY_CO2S = [
     "train.method=co2s",
     f"train.co2s.clip_kwargs={CLIP_KW}",
     "train.co2s.dinov3_kwargs={depth: 4, embed_dim: 96, num_heads: 3, patch_size: 8, img_size: 64}",
-    "train.co2s.head={hidden: 16, attn_dim: 32, heads: 2, ffn: 32, skip_out: [8, 4]}",
+    "train.co2s.head={channels: 32, text_channels: 16, up_channels: [16, 16], skip_channels: [8, 4], heads: 2}",
 ]
 # The tiny runs learn at ordinary rates (the recipe's 1e-6 backbone rate would show nothing in 4 steps).
 TRAIN = [*TINY_TRAIN, *TINY_CO2S, "train.co2s.query_lr_mult=1"]
@@ -135,8 +135,9 @@ def test_stability_ramp_values():
 
 
 def test_text_queries_come_from_the_clip_text_tower_and_are_stored(tmp_path):
-    """The CLIP student's queries are the text tower's prompt-ensembled embeddings of each class's concepts
-    (from a local weights file, as offline clusters load them), unit norm, one per class, in the state."""
+    """The CLIP student's queries are the text tower's embeddings of "a photo of a {name}" by default (the
+    release's "single"), of each class's name + concepts with concept-avg (from a local weights file, as
+    offline clusters load them), unit norm, one per class, in the state."""
     from safetensors.torch import save_file
 
     from rsseg_cli.models import create_open_clip, tiny_overrides
@@ -151,7 +152,8 @@ def test_text_queries_come_from_the_clip_text_tower_and_are_stored(tmp_path):
     assert "queries" not in dict(model.students["clip"].named_parameters())
     torch.testing.assert_close(queries.norm(dim=1), torch.ones(3))
     concepts = [["water", "lake", "river", "pond"], ["forest"], ["building"]]
-    torch.testing.assert_close(queries, encode_class_queries(clip, "clip_b16", concepts))
+    torch.testing.assert_close(queries, encode_class_queries(clip, "clip_b16", concepts))  # single
+    assert model.spec.parts["text_queries"] == "single"
     # The student's image tower got the same file's weights.
     visual = model.students["clip"].backbone.model.state_dict()
     for k, v in clip.visual.state_dict().items():
@@ -159,15 +161,18 @@ def test_text_queries_come_from_the_clip_text_tower_and_are_stored(tmp_path):
             torch.testing.assert_close(visual[k][:, :3], v * 3 / 4)
         else:
             torch.testing.assert_close(visual[k], v)
-    # Concepts change the query; a concept list in the config overrides the class table's.
-    name_only = encode_class_queries(clip, "clip_b16", [["water"], ["forest"], ["building"]])
-    assert not torch.allclose(queries[0], name_only[0]) and torch.allclose(queries[1], name_only[1])
+    # With concept-avg the concepts change the query; a concept list in the config overrides the class table's.
     _, other, _ = tiny_co2s(
         f"train.co2s.clip_weights={tmp_path / 'clip.safetensors'}",
+        "train.co2s.text_queries=concept-avg",
         "train.co2s.concepts={forest: [woodland, trees]}",
     )
-    expected = encode_class_queries(clip, "clip_b16", [["forest", "woodland", "trees"]])[0]
-    torch.testing.assert_close(other.students["clip"].queries[1], expected)
+    averaged = other.students["clip"].queries
+    assert other.spec.parts["text_queries"] == "concept-avg"
+    for i, words in enumerate([concepts[0], ["forest", "woodland", "trees"]]):
+        want = encode_class_queries(clip, "clip_b16", [words], variant="concept-avg")[0]
+        torch.testing.assert_close(averaged[i], want)
+    assert not torch.allclose(averaged[0], queries[0]) and torch.allclose(averaged[2], queries[2])
 
 
 def test_only_attention_learns_and_groups_get_their_rates():
@@ -177,7 +182,7 @@ def test_only_attention_learns_and_groups_get_their_rates():
     for name, student in model.students.items():
         trainable = {n for n, p in student.backbone.named_parameters() if p.requires_grad}
         assert trainable and all(".attn." in n for n in trainable), name
-        assert all(("qkv" in n or "proj" in n) for n in trainable), name
+        assert all(("qkv" in n or "proj" in n or n.endswith(("q_bias", "v_bias"))) for n in trainable), name
     assert model.students["dinov3"].queries.requires_grad
     groups = model.param_groups()
     names = {g["name"] for g in groups}
@@ -192,7 +197,7 @@ def test_only_attention_learns_and_groups_get_their_rates():
     assert rates["dinov3.queries"] == 100.0
     cfg = load_config(overrides=["train.method=co2s"])
     assert (cfg.train.lr, cfg.train.head_lr_mult, cfg.train.crop, cfg.train.epochs) == (1e-6, 1000.0, 512, 80)
-    assert (cfg.train.co2s.clip, cfg.train.co2s.dinov3) == ("clip_b16", "dinov3_b")
+    assert (cfg.train.co2s.clip, cfg.train.co2s.dinov3) == ("clip_b16", "dinov3_b_qkvb")
 
 
 def test_one_adamw_with_student_groups_equals_two_optimizers():
@@ -237,10 +242,17 @@ def test_ensemble_averages_both_students_probabilities():
 
 def test_a_few_cpu_steps_with_tiny_vits_lower_both_students_losses():
     method, model, _ = tiny_co2s("train.tau=0.0")  # tau 0: every pseudo-label and pixel counts
+    # A random text tower gives near-identical queries for any prompts (cosine ~0.98); real CLIP's differ.
+    # Distinct unit queries stand in for them, so the CLIP student has classes to tell apart.
+    model.students["clip"].queries.copy_(torch.eye(3, 32))
     opt = torch.optim.AdamW(
         [{**g, "lr": 1e-3 * method.lr_multiplier(g["name"], 1.0)} for g in model.param_groups()]
     )
     labeled, unlabeled = fixed_batch(classes=3)
+    # A learnable map (left, middle and right thirds), not per-pixel noise.
+    labeled["mask"] = (
+        torch.div(torch.arange(32), 11, rounding_mode="floor").expand_as(labeled["mask"]).clone()
+    )
     logs = []
     for step in range(12):
         method.begin_step(step, 12)
@@ -340,7 +352,7 @@ def test_dinov3_student_keeps_the_loaded_weights(tmp_path):
     from rsseg_cli.models import build_backbone
 
     torch.manual_seed(5)
-    source = build_backbone("dinov3_b", depth=4, embed_dim=96, num_heads=3, patch_size=8, img_size=64)
+    source = build_backbone("dinov3_b_qkvb", depth=4, embed_dim=96, num_heads=3, patch_size=8, img_size=64)
     state = {k: v.contiguous() for k, v in source.model.state_dict().items()}
     save_file(state, str(tmp_path / "dinov3.safetensors"))
     _, model, _ = tiny_co2s(f"train.co2s.dinov3_weights={tmp_path / 'dinov3.safetensors'}")

@@ -13,7 +13,7 @@ from rsseg_cli.config import load_config
 
 RECIPES = Path(__file__).resolve().parents[2] / "configs" / "co2s"
 
-# name -> (classes, crop = chip size, epochs, reduce zero label: raster 0 ignored and k -> class k-1)
+# name -> (classes, crop, chip size, epochs, reduce zero label: raster 0 ignored and k -> class k-1)
 # The published Co2S mIoU per labeled share (results.md), quoted in each header.
 PUBLISHED = {
     "whdld": {"1/24": 61.1, "1/16": 61.5, "1/8": 62.2, "1/4": 62.6},
@@ -24,12 +24,12 @@ PUBLISHED = {
     "msl": {"1/8": 60.9, "1/4": 65.9},
 }
 EXPECTED = {
-    "whdld": (6, 256, 80, True),
-    "loveda": (7, 512, 80, True),
-    "potsdam": (6, 512, 80, True),
-    "gid15": (15, 512, 80, True),
-    "mer": (9, 512, 150, False),
-    "msl": (9, 512, 80, False),
+    "whdld": (6, 256, 256, 80, True),
+    "loveda": (7, 512, 1024, 80, True),  # whole 1024 px images
+    "potsdam": (6, 512, 512, 80, True),
+    "gid15": (15, 512, 512, 80, True),
+    "mer": (9, 512, 512, 150, False),
+    "msl": (9, 512, 512, 80, False),
 }
 
 
@@ -39,13 +39,30 @@ def test_every_recipe_is_tested():
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_recipe(name):
-    num_classes, crop, epochs, reduce_zero = EXPECTED[name]
+    num_classes, crop, chip, epochs, reduce_zero = EXPECTED[name]
     path = RECIPES / f"{name}.yaml"
     cfg = load_config(path)
     train = cfg.train
 
     assert train.method == "co2s"
-    assert train.crop == crop and cfg.tile.chip_size == crop
+    assert train.crop == crop and cfg.tile.chip_size == chip
+    # The release rescales the short side to 512 x U(0.5, 2) before the crop and validates at short side 512,
+    # except on LoveDA (the weak view's own ratio only): WHDLD's 256 px chips train at about twice their size.
+    rescale = train.rescale
+    if name == "loveda":
+        assert rescale.mode == "ratio" and rescale.val_short_side is None
+    else:
+        assert (rescale.mode, rescale.short_side, rescale.max_long) == ("short_side", 512, 2048)
+        assert rescale.ratio_range == (0.5, 2.0) and rescale.val_short_side == 512
+    if name == "whdld":
+        import torch
+
+        from rsseg_cli.data.augment import rescaled_size
+
+        g = torch.Generator().manual_seed(0)
+        sides = [rescaled_size(chip, chip, g, rescale)[0] for _ in range(400)]
+        assert min(sides) >= 256 and max(sides) <= 1024
+        assert 1.8 < sum(sides) / len(sides) / chip < 2.7  # E[512 x U(0.5, 2)] / 256 = 2.5
     assert train.epochs == epochs
     # AdamW base lr 1e-4: backbone x0.01 = 1e-6, head x10 = 1e-3 = lr x1000, learned queries x1 = lr x100.
     assert train.lr == pytest.approx(1e-6)
@@ -53,10 +70,11 @@ def test_recipe(name):
     assert train.co2s.query_lr_mult == pytest.approx(100)
     assert train.batch_size == 2 and train.batch_size_unlabeled == 2
     assert train.tau == pytest.approx(0.95)
-    assert (train.co2s.clip, train.co2s.dinov3) == ("clip_b16", "dinov3_b")
+    assert (train.co2s.clip, train.co2s.dinov3) == ("clip_b16", "dinov3_b_qkvb")
     assert train.co2s.stability_weight == pytest.approx(0.5)
     assert train.co2s.stability_ramp == pytest.approx(0.2)
     assert cfg.model.weights == "hub"
+    assert cfg.model.input_scaling == "fixed"  # 8-bit benchmark images: /255, as the pretrained models saw them
     # The default labeled share is the smallest one the paper reports for the dataset.
     smallest = max(PUBLISHED[name], key=lambda share: int(share.split("/")[1]))
     assert train.labeled == smallest

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rsseg_cli.errors import UserError
 from rsseg_cli.models import build_backbone, create_open_clip, tiny_overrides
 from rsseg_cli.models.clip_dense import clip_features
 from rsseg_cli.models.co2s_student import Co2SStudent, default_clip_skips, default_dinov3_taps
@@ -164,22 +166,55 @@ def test_text_queries_come_from_the_text_tower():
     clip.train()
     clip.visual.eval()  # mixed modes must survive
     concepts = [["water", "lake", "river"], ["building"], ["road", "street"]]
-    queries = encode_class_queries(clip, "ViT-B-16-quickgelu", concepts)
+    single = encode_class_queries(clip, "ViT-B-16-quickgelu", concepts)  # the release's default
+    averaged = encode_class_queries(clip, "ViT-B-16-quickgelu", concepts, variant="concept-avg")
     assert clip.training and clip.transformer.training and not clip.visual.training
-    assert queries.shape == (3, 32) and queries.dtype == torch.float32
-    torch.testing.assert_close(queries.norm(dim=1), torch.ones(3))
-    torch.testing.assert_close(encode_class_queries(clip, "clip_b16", concepts), queries)  # deterministic
-    # By hand: each prompt encoded and normalized, averaged per class, normalized.
+    for queries in (single, averaged):
+        assert queries.shape == (3, 32) and queries.dtype == torch.float32
+        torch.testing.assert_close(queries.norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(encode_class_queries(clip, "clip_b16", concepts), single)  # deterministic
     tok = open_clip.get_tokenizer("ViT-B-16-quickgelu")
     clip.eval()
     with torch.no_grad():
-        water = F.normalize(clip.encode_text(tok([f"a photo of a {c}" for c in concepts[0]])), dim=-1)
-        building = F.normalize(clip.encode_text(tok(["a photo of a building"])), dim=-1)[0]
-    torch.testing.assert_close(queries[0], F.normalize(water.mean(0), dim=0))
-    torch.testing.assert_close(queries[1], building)
-    name_only = encode_class_queries(clip, "clip_b16", [["water"]])[0]
-    torch.testing.assert_close(name_only, water[0])
-    assert not torch.allclose(name_only, queries[0], atol=1e-4)
+        raw = {c: clip.encode_text(tok([f"a photo of a {c}"]))[0] for cls in concepts for c in cls}
+    # single: "a photo of a {name}", normalized; the concepts play no part.
+    for i, cls in enumerate(concepts):
+        torch.testing.assert_close(single[i], F.normalize(raw[cls[0]], dim=0))
+    # concept-avg: the RAW embeddings of name + concepts averaged, then normalized.
+    water = torch.stack([raw[c] for c in concepts[0]])
+    torch.testing.assert_close(averaged[0], F.normalize(water.mean(0), dim=0))
+    torch.testing.assert_close(averaged[1], single[1])  # a class without concepts: its name alone
+    # Averaging normalized embeddings instead (rsseg 0.1) gives another direction.
+    assert not torch.allclose(averaged[0], F.normalize(F.normalize(water, dim=1).mean(0), dim=0), atol=1e-5)
+    with pytest.raises(UserError, match="single, concept-avg"):
+        encode_class_queries(clip, "clip_b16", concepts, variant="ensemble")
+
+
+def test_co2s_recipes_carry_the_authors_class_names_and_concepts():
+    """Each Co2S recipe's classes are the authors' names (the prompt of the 'single' queries) and concept
+    lists, in the benchmark's label order (../shared/spec/co2s_concepts.yaml, from the released code)."""
+    import yaml
+
+    from rsseg_cli.config import load_config
+
+    authors = {  # a few classes per recipe, copied from the released text_embeddings.py
+        "potsdam": ["impervious_surface", "asphalt", "concrete", "pavement", "roof", "sidewalk"],
+        "whdld": ["water", "lake", "river", "pond", "water body", "water surface", "reservoir"],
+        "gid15": ["pond", "fish pond", "small water pond", "artificial pond", "storage pond", "still water body"],
+        "loveda": ["background", "undeveloped land", "open space", "background area", "unclassified region"],
+        "mer": ["Martian Soil", "mars soil", "red soil", "martian regolith", "planetary soil",
+                "extraterrestrial soil"],
+        "msl": ["Background", "martian background", "scene background", "context area", "surroundings",
+                "environment background"],
+    }  # fmt: skip
+    root = Path(__file__).parents[2] / "configs" / "co2s"
+    for name, words in authors.items():
+        cfg = load_config(root / f"{name}.yaml")
+        assert cfg.train.co2s.text_queries == "single"
+        table = class_concepts([c.model_dump() for c in cfg.classes])
+        assert words in table, name
+        raw = yaml.safe_load((root / f"{name}.yaml").read_text())
+        assert [c["id"] for c in raw["classes"]] == list(range(len(raw["classes"])))
 
 
 # --- head ------------------------------------------------------------------------------------------------
@@ -187,7 +222,82 @@ def test_text_queries_come_from_the_text_tower():
 
 def tiny_head(k: int, query_dim: int = 24) -> CostAggregationHead:
     torch.manual_seed(0)
-    return CostAggregationHead((40, 48), query_dim=query_dim, num_classes=k, hidden=32, attn_dim=64, ffn=64)
+    return CostAggregationHead(
+        (40, 48),
+        query_dim=query_dim,
+        num_classes=k,
+        channels=32,
+        text_channels=16,
+        up_channels=(32, 16),
+        skip_channels=(8, 4),
+    )
+
+
+def test_head_parameter_count_at_the_papers_sizes():
+    """The released VLGHead at the paper's sizes, counted by hand from the spec (weights + biases; GroupNorm
+    and LayerNorm have a weight and a bias per channel; convs followed by GroupNorm have no bias)."""
+    c, t = 128, 128
+    conv1 = 1 * c * 7 * 7 + c  # 7x7 conv 1 -> 128 with bias
+    conv_gn = lambda cin, cout, k: cin * cout * k * k + 2 * cout  # noqa: E731 (conv without bias + GN)
+    aspp = conv_gn(c, c, 1) + 3 * conv_gn(c, c, 3) + conv_gn(c, c, 1) + conv_gn(5 * c, c, 1)
+    d = c + t  # 256-d tokens, feed-forward 4 x 128 = 512
+    encoder = (d * 3 * d + 3 * d) + (d * d + d) + (d * 512 + 512) + (512 * d + d) + 2 * (2 * d)
+    skips = (768 * 32 * 9 + 32) + (768 * 16 * 9 + 16)  # 3x3 convs with bias (+ ReLU)
+    up1 = (128 * (128 - 32) * 4 + (128 - 32)) + conv_gn(128, 64, 3) + conv_gn(64, 64, 3)
+    up2 = (64 * (64 - 16) * 4 + (64 - 16)) + conv_gn(64, 32, 3) + conv_gn(32, 32, 3)
+    classifier = 32 * 9 + 1
+    for query_dim in (512, 768):  # CLIP ViT-B/16 text space; DINOv3 ViT-B learned queries
+        text_proj = query_dim * t + t
+        want = conv1 + aspp + text_proj + 2 * encoder + skips + up1 + up2 + classifier
+        head = CostAggregationHead((768, 768), query_dim=query_dim, num_classes=6)
+        assert sum(p.numel() for p in head.parameters()) == want
+    assert 2.2e6 < conv1 + aspp + 512 * t + t + 2 * encoder + skips + up1 + up2 + classifier < 2.25e6
+
+
+def test_head_blocks_in_the_released_order():
+    head = CostAggregationHead((768, 768), query_dim=512, num_classes=6)
+    assert [n for n, _ in head.named_children()] == [
+        "conv1", "aspp", "text_proj", "layers", "skip_proj", "up1", "up2", "classifier"
+    ]  # fmt: skip
+    assert [type(m) for m in head.text_proj] == [nn.Linear, nn.ReLU]
+    enc = head.layers[0].encoder
+    assert enc.norm_first and enc.activation is F.gelu and enc.self_attn.num_heads == 4
+    assert (enc.linear1.in_features, enc.linear1.out_features) == (256, 512)
+    assert [type(m) for m in head.skip_proj[0]] == [nn.Conv2d, nn.ReLU]
+    assert (head.skip_proj[0][0].out_channels, head.skip_proj[1][0].out_channels) == (32, 16)
+    assert head.skip_proj[0][0].kernel_size == (3, 3)
+    up = head.up1
+    assert isinstance(up.up, nn.ConvTranspose2d) and (up.up.in_channels, up.up.out_channels) == (128, 96)
+    assert [type(m) for m in up.conv] == [nn.Conv2d, nn.GroupNorm, nn.ReLU] * 2
+    assert [m.num_groups for m in up.conv if isinstance(m, nn.GroupNorm)] == [4, 4]
+    assert [m.num_groups for m in head.up2.conv if isinstance(m, nn.GroupNorm)] == [2, 2]
+    assert {m.num_groups for m in head.aspp.modules() if isinstance(m, nn.GroupNorm)} == {8}
+
+
+def test_aspp_adds_its_projection_to_its_input():
+    head = tiny_head(2).eval()
+    x = torch.randn(3, 32, 6, 6)
+    with torch.no_grad():
+        branches = [b(x) for b in head.aspp.branches] + [head.aspp.pool(x).expand(-1, -1, 6, 6)]
+        want = x + head.aspp.project(torch.cat(branches, 1))
+        torch.testing.assert_close(head.aspp(x), want)
+
+
+def test_semantic_layer_by_hand():
+    """Pool 4x4, put the projected query beside each pooled vector, one pre-norm layer across the classes,
+    keep the visual channels, upsample (align_corners) and add."""
+    torch.manual_seed(1)
+    head = tiny_head(3).eval()
+    b, k = 2, 3
+    x, text = torch.randn(b * k, 32, 8, 8), torch.randn(k, 16)
+    layer = head.layers[0]
+    with torch.no_grad():
+        pooled = F.avg_pool2d(x, 4)  # (b*k, 32, 2, 2)
+        tokens = pooled.view(b, k, 32, 2, 2).permute(0, 3, 4, 1, 2).reshape(b * 4, k, 32)
+        tokens = torch.cat([tokens, text.expand(b * 4, k, 16)], dim=-1)
+        out = layer.encoder(tokens)[..., :32].reshape(b, 2, 2, k, 32).permute(0, 3, 4, 1, 2)
+        up = F.interpolate(out.reshape(b * k, 32, 2, 2), size=(8, 8), mode="bilinear", align_corners=True)
+        torch.testing.assert_close(layer(x, text, b, k), x + up)
 
 
 @pytest.mark.parametrize("k", [1, 5])
@@ -268,7 +378,7 @@ def test_default_blocks_follow_the_depth():
         ),
         (
             dino_student,
-            r"blocks\.(\d+)\.attn\.(qkv|proj)\.(weight|bias)$",
+            r"blocks\.(\d+)\.attn\.((qkv|proj)\.(weight|bias)|q_bias|v_bias)$",
             ["patch_embed.proj.weight", "cls_token", "reg_token", "norm.weight"]
             + [f"blocks.{i}.{n}" for i in range(4) for n in ("norm1.weight", "gamma_1", "mlp.fc1.weight")],
         ),
@@ -284,11 +394,18 @@ def test_only_attention_parameters_train(make, trainable, frozen):
     assert all(p.requires_grad for p in model.head.parameters())
 
 
-def test_dinov3_separate_qkv_biases_stay_frozen():
-    model = dino_student(qkv_bias=True)
+def test_dinov3_student_trains_the_released_q_and_v_biases():
+    """The released DINOv3 (timm's _qkvb layout, the default student) has q and v biases beside the qkv
+    projection; they are attention parameters and learn with it."""
+    model = dino_student()
+    assert model.backbone.preset == "dinov3_b_qkvb"
     params = dict(model.backbone.model.named_parameters())
-    assert "blocks.0.attn.q_bias" in params and not params["blocks.0.attn.q_bias"].requires_grad
-    assert params["blocks.0.attn.qkv.weight"].requires_grad
+    for i in range(4):
+        assert (
+            params[f"blocks.{i}.attn.q_bias"].requires_grad
+            and params[f"blocks.{i}.attn.v_bias"].requires_grad
+        )
+    assert params["blocks.0.attn.qkv.weight"].requires_grad and "blocks.0.attn.k_bias" not in params
 
 
 def test_queries():
@@ -350,7 +467,7 @@ def test_feature_dropout_and_bands(make):
 def test_student_backbone_matches_build_backbone():
     """The student builds its backbone through build_backbone and keeps its weights (no re-init)."""
     torch.manual_seed(0)
-    ref = build_backbone("dinov3_b", taps=[0, 2, 3], **DINO_TINY)
+    ref = build_backbone("dinov3_b_qkvb", taps=[0, 2, 3], **DINO_TINY)
     model = dino_student()
     for (n, a), b in zip(ref.state_dict().items(), model.backbone.state_dict().values()):
         torch.testing.assert_close(a, b, msg=n)
