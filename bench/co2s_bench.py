@@ -6,7 +6,8 @@ heads), and inference throughput of each student and of their ensemble.
     python bench/co2s_bench.py --device cuda --crop 512 --batch 2 --precision bf16   # the paper's crop
 
 A step is everything `rsseg train --method co2s` does per iteration: both students on cat(labeled, weak), the
-feature-perturbed weak view and both strong views, the UniMatch losses, the stability loss, backward and
+feature-perturbed weak view, both strong views and (without gradient) the weak view of the second unlabeled
+batch the CutMix boxes come from, the UniMatch losses, the stability loss, backward and
 AdamW over both students' groups. Weights are random (nothing is downloaded): times do not depend on them.
 """
 
@@ -58,6 +59,8 @@ def main() -> None:
         g["lr"] = cfg.train.lr * method.lr_multiplier(g["name"], cfg.train.head_lr_mult)
     opt = torch.optim.AdamW(groups, weight_decay=cfg.train.weight_decay)
     labeled, unlabeled = synthetic_batch(args.batch, 3, args.crop, args.classes, device)
+    # The second unlabeled batch the CutMix boxes come from, pseudo-labelled by both students (no gradient).
+    unlabeled["mix"] = synthetic_batch(args.batch, 3, args.crop, args.classes, device, seed=2)[1]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
