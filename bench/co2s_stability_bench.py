@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def main() -> None:
 
     from rsseg_cli.config import load_config
     from rsseg_cli.data.tiling import tile_scenes
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.common import run_finished
     from rsseg_cli.engine.run import run_training
     from rsseg_cli.synthetic import generate_sample
 
@@ -76,8 +80,8 @@ def main() -> None:
             out = args.work / "runs" / f"w{weight}-seed{seed}-{args.steps}"
             t0 = time.perf_counter()
             cfg = load_config(overrides=[*common, f"seed={seed}", f"train.co2s.stability_weight={weight}"])
-            if not (out / "checkpoints" / "last.pt").exists():
-                run_training(data, cfg, out=out)
+            if not run_finished(out):
+                run_training(data, cfg, out=out, resume=(out / "checkpoints" / "last.pt").exists())
             rows.append(
                 {"weight": weight, "seed": seed, **_summary(out), "minutes": (time.perf_counter() - t0) / 60}
             )

@@ -85,3 +85,18 @@ def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None) -> Me
         out.seek(0)
         err.seek(0)
         return Measured(proc.returncode, out.read(), err.read(), seconds, _maxrss_mib(usage.ru_maxrss))
+
+
+def run_finished(run: os.PathLike[str] | str) -> bool:
+    """Whether a training run folder holds a run that reached its last step (its last validation record is at
+    run.json's total_steps): a run stopped by SIGTERM has a last.pt too, so that file alone does not say."""
+    import json
+    from pathlib import Path
+
+    folder = Path(run)
+    try:
+        total = json.loads((folder / "run.json").read_text())["total_steps"]
+        lines = (folder / "metrics.jsonl").read_text().splitlines()
+        return bool(lines) and json.loads(lines[-1])["step"] == total
+    except (OSError, ValueError, KeyError):
+        return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -65,6 +66,9 @@ def main() -> None:
 
     from rsseg_cli.config import load_config
     from rsseg_cli.data.tiling import tile_scenes
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench.common import run_finished
     from rsseg_cli.engine.run import run_training
     from rsseg_cli.synthetic import generate_sample
 
@@ -141,8 +145,8 @@ def main() -> None:
         cfg = load_config(
             overrides=[*common, *sets, f"seed={seed}", f"train.method={method}", f"train.labeled={labeled}"]
         )
-        if not (out / "checkpoints" / "last.pt").exists():
-            run_training(data, cfg, out=out)
+        if not run_finished(out):
+            run_training(data, cfg, out=out, resume=(out / "checkpoints" / "last.pt").exists())
         records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         info = json.loads((out / "run.json").read_text())
         results.append(
