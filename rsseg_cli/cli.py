@@ -4,18 +4,17 @@ holds the defaults, and the layering is defaults < --config FILE < --set key=val
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from rsseg_cli import __version__
+from rsseg_cli.cli_errors import guarded
 from rsseg_cli.cli_help import install as install_help_fixes
 from rsseg_cli.cli_options import (
     BANDS_HELP,
@@ -46,7 +45,7 @@ from rsseg_cli.cli_options import (
     with_default,
 )
 from rsseg_cli.config import DEFAULT_METHOD
-from rsseg_cli.errors import Interrupted, UserError
+from rsseg_cli.errors import Interrupted
 from rsseg_cli.methods import METHODS
 from rsseg_cli.progress import console, setup_logging
 
@@ -59,26 +58,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: flags as --x/--no-x, no type tags such as <bool>
 )
 install_help_fixes()  # arguments as `SCENES...` and `<path>`, not `{scenes}...` and `<list[Path]>`
-
-
-def guarded(command: Callable[..., None]) -> Callable[..., None]:
-    """Turn a command's UserError into a one-paragraph message with exit code 2, and an interruption into
-    exit code 130, inside typer's own handling (which keeps usage errors at exit code 2)."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except UserError as exc:
-            console.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise SystemExit(exc.exit_code) from None
-        except (KeyboardInterrupt, Interrupted):
-            console.print(
-                "[yellow]Interrupted[/]: outputs in progress were removed; nothing half-written is left."
-            )
-            raise SystemExit(130) from None
-
-    return run
 
 
 def _version(value: bool) -> None:

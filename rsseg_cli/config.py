@@ -27,6 +27,7 @@ from pydantic import (
 
 from rsseg_cli.config_layers import (
     band_list,
+    check_sections,
     deep_merge,
     describe_validation_error,
     flag_tree,
@@ -49,7 +50,7 @@ PRECISION = Literal["auto", "fp32", "bf16", "fp16"]
 
 def _device(name: str) -> str:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", name):
-        raise ValueError(f"{name!r} is not a device; use auto, cpu, cuda or cuda:N")
+        raise ValueError(f"{name!r} is not a device; use auto, cpu, cuda or cuda:N (mps on a Mac)")
     return name
 
 
@@ -378,8 +379,11 @@ def load_config(
     either as a nested dict (`cli`) or as {"--flag": ("dotted.key", value or None when not given)}
     (`flags`), which lets a message about a bad value name the flag."""
     data, sources = read_layers(config_file)
+    check_sections(data, schema(), f"the config file {' / '.join(sources)}")
     if overrides:
-        data = deep_merge(data, parse_set(overrides))
+        set_tree = parse_set(overrides)
+        check_sections(set_tree, schema(), "--set")
+        data = deep_merge(data, set_tree)
         sources.append("--set")
     given = {flag: kv for flag, kv in (flags or {}).items() if kv[1] is not None}
     cli = deep_merge(cli or {}, flag_tree(given))

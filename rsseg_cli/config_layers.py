@@ -65,6 +65,26 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def check_sections(tree: dict[str, Any], root: type[BaseModel], source: str, path: str = "") -> None:
+    """A section of keys (e.g. `train`) given as a single value would replace the whole section when the
+    layers are merged, config files included: refuse it, naming the key."""
+    for key, value in tree.items():
+        field = root.model_fields.get(key)
+        section = field.annotation if field is not None else None
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            continue  # not a section (or an unknown key, which validation reports)
+        dotted = f"{path}{key}"
+        if isinstance(value, dict):
+            check_sections(value, section, source, f"{dotted}.")
+            continue
+        example = next(iter(section.model_fields), "key")
+        raise UserError(
+            f"'{dotted}' is a section of keys ({', '.join(section.model_fields)}), but {source} gives it the "
+            f"single value {value!r}, which would replace the whole section. Set its keys one by one, for "
+            f"example --set {dotted}.{example}=VALUE (or '{example}:' under '{key}:' in a config file)."
+        )
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"Config file {path} does not exist. Pass an existing YAML file with --config.")
@@ -168,21 +188,20 @@ class LabeledSpec:
 def parse_labeled(text: str | float | int) -> LabeledSpec:
     """'1/8' and '12.5%' and '0.125' are ratios of the labeled training chips; '40' is a number of chips."""
     raw = str(text).strip()
+    accepts = (
+        "--labeled takes a share of the labeled training chips, above 0 and at most 1 (1/8, 12.5%, 0.125), "
+        "or a number of chips, at least 1 (40)"
+    )
+    if re.fullmatch(r"0+", raw):
+        raise UserError(f"--labeled {raw!r} would train on no labeled chip; {accepts}.")
     try:
         if re.fullmatch(r"\d+", raw):
-            count = int(raw)
-            if count < 1:
-                raise ValueError
-            return LabeledSpec(count=count)
+            return LabeledSpec(count=int(raw))
         ratio = float(raw[:-1]) / 100.0 if raw.endswith("%") else float(Fraction(raw))
     except (ValueError, ZeroDivisionError):
-        raise UserError(
-            f"--labeled {raw!r} is not understood. Give a ratio (1/8, 12.5%, 0.125) or a number of chips (40)."
-        ) from None
+        raise UserError(f"--labeled {raw!r} is not understood; {accepts}.") from None
     if not 0 < ratio <= 1:
-        raise UserError(
-            f"--labeled {raw!r} is a ratio of {ratio:g}; it must be above 0 and at most 1 (e.g. 1/8)."
-        )
+        raise UserError(f"--labeled {raw!r} is a share of {ratio:g}; {accepts}.")
     return LabeledSpec(ratio=ratio)
 
 

@@ -51,6 +51,10 @@ class SampleOptions:
         from rasterio.errors import CRSError
 
         self.height, self.width = parse_size(self.size)
+        if Path(self.out_dir).exists() and not Path(self.out_dir).is_dir():
+            raise UserError(
+                f"{self.out_dir} is a file; the sample is written into a folder. Choose a folder."
+            )
         if self.dtype not in DTYPES:
             raise UserError(f"--dtype {self.dtype!r} is not supported; use one of {', '.join(DTYPES)}.")
         if not 3 <= self.band_count <= 16:
@@ -60,11 +64,43 @@ class SampleOptions:
         if self.resolution is not None and not self.resolution > 0:
             raise UserError(f"--resolution {self.resolution} must be a positive pixel size in CRS units.")
         try:
-            CRS.from_user_input(self.crs)
+            crs = CRS.from_user_input(self.crs)
         except CRSError as exc:
             raise UserError(
                 f"--crs {self.crs!r} is not a CRS GDAL understands ({exc}). Try EPSG:32633."
             ) from None
+        if self.resolution is not None and not _on_earth(crs, self.resolution, self.height, self.width):
+            good, bad = 0.0, self.resolution  # the largest pixel size that keeps the scene on the globe
+            for _ in range(60):
+                mid = (good + bad) / 2
+                good, bad = (mid, bad) if _on_earth(crs, mid, self.height, self.width) else (good, mid)
+            raise UserError(
+                f"--resolution {self.resolution:g} makes the {self.height} x {self.width} px scene reach beyond "
+                f"the globe (latitudes beyond +-90 or outside what {self.crs} covers). For this --size use at "
+                f"most --resolution {good:.4g}, or a smaller --size."
+            )
+
+
+def _on_earth(crs, resolution: float, height: int, width: int) -> bool:
+    """Whether the sample scene (placed as synthetic.write places it) has its corners and edge midpoints on
+    the globe: latitudes within +-90 and, for a projection, coordinates that map back to themselves."""
+    import numpy as np
+    from rasterio.warp import transform
+
+    x0, y0 = (15.0, 47.0) if crs.is_geographic else (500000.0, 5500000.0)
+    if crs.is_geographic:
+        return y0 - height * resolution >= -90 and x0 + width * resolution <= 180
+    xs = [x0 + width * resolution * f for f in (0, 0.5, 1) for _ in range(3)]
+    ys = [y0 - height * resolution * f for _ in range(3) for f in (0, 0.5, 1)]
+    try:
+        lon, lat = transform(crs, "EPSG:4326", xs, ys)
+        if not np.all(np.isfinite(lat)) or np.max(np.abs(lat)) > 90:
+            return False
+        bx, by = transform("EPSG:4326", crs, lon, lat)
+    except Exception:  # GDAL: point outside of the projection's domain
+        return False
+    tol = 1 + 1e-6 * max(height, width) * resolution
+    return bool(np.allclose(bx, xs, atol=tol) and np.allclose(by, ys, atol=tol))
 
 
 def run(options: SampleOptions) -> SampleScene:

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from rsseg_cli.config import IGNORE_INDEX
 from rsseg_cli.config_rescale import RescaleConfig
 from rsseg_cli.data.augment import cutmix_box, strong_view, weak_view
+from rsseg_cli.data.dataset_check import report_damaged_chips
 from rsseg_cli.data.manifest import read_dataset
 from rsseg_cli.data.normalize import Normalization
 
@@ -57,20 +58,44 @@ class ChipDataset:
         return self.chips.set_index("id").loc[ids].reset_index()
 
 
-def read_chip(root: Path, row, norm: Normalization) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(image in [0, 1] (C, H, W), invalid (H, W) bool, mask (H, W) int64 or None)."""
+def read_image(root: Path, row, norm: Normalization) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image in [0, 1] (C, H, W), invalid (H, W) bool). Invalid pixels (the chip's mask, and NaN or infinite
+    values in any band, which a float scene may hold even where it declares no nodata) take the band mean, 0
+    after standardization, as in prediction (Normalization.model_input): no NaN reaches the model, and the weak
+    view's bilinear rescale, which runs before standardization, cannot spread one."""
     with rasterio.open(root / row.image) as src:
-        image = norm.stretch(src.read())
-        invalid = torch.from_numpy(src.dataset_mask() == 0)
+        raw = src.read()
+        invalid = src.dataset_mask() == 0
+    if raw.dtype.kind == "f":
+        invalid |= ~np.isfinite(raw).all(axis=0)
+    image = norm.stretch(raw)
+    if invalid.any():
+        mean = torch.tensor(norm.mean, dtype=image.dtype).view(-1, 1)
+        image[:, torch.from_numpy(invalid)] = mean
+    return image, torch.from_numpy(invalid)
+
+
+def read_chip(root: Path, row, norm: Normalization) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(image in [0, 1] (C, H, W), invalid (H, W) bool, mask (H, W) int64 or None); invalid pixels and label
+    pixels that are not finite are IGNORE_INDEX in the mask."""
+    image, invalid = read_image(root, row, norm)
     mask = None
     if row.label:
         with rasterio.open(root / row.label) as src:
-            mask = torch.from_numpy(src.read(1).astype(np.int64))
+            values = src.read(1)
+        if values.dtype.kind == "f":
+            finite = np.isfinite(values)
+            values = np.where(finite, values, IGNORE_INDEX)
+        mask = torch.from_numpy(values.astype(np.int64))
         mask[invalid] = IGNORE_INDEX
     return image, invalid, mask
 
 
 class _Chips(Dataset):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        report_damaged_chips(cls)  # a chip that cannot be read: a UserError naming it, also from a worker
+
     def __init__(self, data: ChipDataset, ids: list[str], norm: Normalization, seed: int = 0):
         self.root = data.root
         self.rows = list(data.rows(ids).itertuples()) if ids else []
@@ -141,10 +166,7 @@ class UnlabeledTrain(_Chips):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, index = self._key(key)
-        row = self.rows[index]
-        with rasterio.open(self.root / row.image) as src:
-            image = self.norm.stretch(src.read())
-            invalid = torch.from_numpy(src.dataset_mask() == 0)
+        image, invalid = read_image(self.root, self.rows[index], self.norm)
         g = self.generator(index, epoch)
         placeholder = torch.zeros(invalid.shape, dtype=torch.int64)
         weak, _, ignore = weak_view(image, placeholder, invalid, self.crop, g, self.rescale)

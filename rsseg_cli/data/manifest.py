@@ -133,6 +133,8 @@ def read_dataset(root: Path) -> tuple[dict, pd.DataFrame]:
             f"{root} is not an rsseg dataset (no {DATASET_FILE}). Create one with "
             f"`rsseg tile SCENE.tif --labels LABELS.tif --out {root}`."
         )
-    meta = yaml.safe_load(meta_path.read_text())
-    chips = pd.read_csv(root / CHIPS_CSV, keep_default_na=False)
-    return meta, chips
+    # Checked here, before any command writes anything: a damaged dataset is named, with how to rebuild it.
+    from rsseg_cli.data.dataset_check import load_chips, load_meta
+
+    meta = load_meta(root, meta_path)
+    return meta, load_chips(root, root / CHIPS_CSV, meta)

@@ -113,8 +113,23 @@ class Checkpoint:
         the chosen one (`variant`, default the one that validated best)."""
         from rsseg_cli.models.spec import build, variants_of
 
-        model = build(self.model)
-        model.load_state_dict(self.state_dict)
+        name = self.path or "The checkpoint"
+        damaged = "it is damaged or from another rsseg version; pass another checkpoint or train again"
+        try:
+            model = build(self.model)
+        except (TypeError, KeyError, ValueError, AttributeError) as exc:
+            raise UserError(
+                f"{name}: its model description does not build ({_first_line(exc)}); {damaged}."
+            ) from None
+        try:
+            model.load_state_dict(self.state_dict)
+        except RuntimeError as exc:
+            detail = next(
+                (ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), _first_line(exc)
+            ).rstrip(".")
+            raise UserError(
+                f"{name}: its weights do not match its own model description ({detail}); {damaged}."
+            ) from None
         if variants_of(model):
             if variant or self.variant:  # else the model's own default prediction
                 model.use(variant or self.variant)  # type: ignore[attr-defined]

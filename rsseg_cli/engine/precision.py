@@ -21,6 +21,13 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name} was asked for but this machine has no CUDA GPU; use --device cpu.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise UserError(f"--device {name}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: this machine or PyTorch build has no Apple MPS; use --device cpu.")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {name!r} is not supported; use auto, cpu, cuda or cuda:N (mps on a Mac).")
     return device
 
 
@@ -29,8 +36,15 @@ def resolve_precision(name: str, device: torch.device) -> str:
         if device.type == "cuda":
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "fp32"  # CPU autocast in bf16 is slower than fp32 for these models (environment.md)
+    if name not in ("fp32", "bf16", "fp16"):
+        raise UserError(
+            f"--precision {name!r} is not a precision; use auto (bf16/fp16 on a GPU, fp32 on CPU), fp32, bf16 or fp16."
+        )
     if name == "fp16" and device.type != "cuda":
-        raise UserError("--precision fp16 needs a CUDA GPU; use fp32 or bf16 on CPU.")
+        raise UserError(
+            f"--precision fp16 needs a CUDA GPU and this run is on {device.type}; use fp32 or bf16, or auto "
+            "(fp32 on CPU, bf16/fp16 on a GPU)."
+        )
     return name
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,10 +22,10 @@ from rsseg_cli.engine import distributed
 from rsseg_cli.engine.determinism import configure_determinism
 from rsseg_cli.engine.input_setup import check_scaling, legacy_run_config, run_normalization
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
-from rsseg_cli.engine.trainer import RunSpec, Trainer
+from rsseg_cli.engine.trainer import RunSpec, Trainer, TrainingDiverged
 from rsseg_cli.errors import UserError
 from rsseg_cli.methods import configured_model
-from rsseg_cli.runs import mark_latest, new_run_dir
+from rsseg_cli.runs import clear_incomplete_run, mark_latest, new_run_dir, run_folder_state
 
 log = logging.getLogger("rsseg")
 
@@ -90,13 +91,21 @@ def run_training(
         torch.cuda.set_device(device)
     if not dist.main:
         log.setLevel(logging.WARNING)  # rank 0 alone reports
-    try:
-        return _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after)
+    made: list[Path] = []  # the run folder this call created: a disk or memory fault or a damaged input
+    try:  # before its first checkpoint removes it (nothing to resume in it)
+        return _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made)
+    except (OSError, MemoryError, UserError) as exc:
+        # A diverged run keeps its folder: its train log is what the user needs to see why.
+        if not isinstance(exc, TrainingDiverged):
+            for run_dir in made:
+                if not any((run_dir / "checkpoints").glob("*.pt")):
+                    shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         distributed.teardown()
 
 
-def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Path:
+def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made) -> Path:
     precision = resolve_precision(cfg.train.precision, device)
     data = ChipDataset.open(data_dir)
     cfg = _fit_crop(cfg, int(data.meta["chip_size"]))
@@ -108,12 +117,16 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     run_dir = Path(out) if out is not None else new_run_dir(cfg.train.method, cfg.train.labeled)
     run_dir = distributed.broadcast_object(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
-    resuming = last.exists()
+    # Rank 0 looks (before it writes anything) and every rank acts on its answer.
+    try:
+        state = run_folder_state(run_dir, resume) if dist.main else None  # refuses a folder not its own
+    except UserError as exc:
+        state = exc
+    if isinstance(state := distributed.broadcast_object(state), UserError):
+        raise state
+    resuming = state == "resume"
     if resuming:
-        saved = parse_config(
-            legacy_run_config(yaml.safe_load((run_dir / "config.yaml").read_text())),
-            str(run_dir / "config.yaml"),
-        )
+        saved = parse_config(_saved_config(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
         if _essential(saved) != _essential(cfg) and not resume:
             raise UserError(
                 f"{run_dir} holds a run with another configuration. Resume it with --resume (its saved "
@@ -127,8 +140,6 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             }
         )
         log.info("resuming the run in %s", run_dir)
-    elif resume:
-        raise UserError(f"There is nothing to resume in {run_dir} (no checkpoints/last.pt).")
 
     band_map = _check_dataset(data, cfg)  # after a resume has restored the run's own configuration
     train_labeled = data.split("train", labeled=True)
@@ -155,7 +166,10 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
     # A resumed run takes every weight from its checkpoint (nothing to download).
     method, model = configured_model(cfg, data.meta["classes"], in_chans, band_map, pretrained=not resuming)
     norm = run_normalization(cfg, data.meta, band_map, model, method)
+    if dist.main and state == "restart":
+        clear_incomplete_run(run_dir)
     if dist.main and not resuming:
+        made.extend([] if run_dir.exists() else [run_dir])
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_file(run_dir / "config.yaml") as tmp:
             tmp.write_text(config_to_yaml(cfg))
@@ -178,7 +192,6 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             tmp.write_text(json.dumps(info, indent=2))
     distributed.barrier()
     if dist.main:
-        mark_latest(run_dir)
         log.info(
             "run %s: %s, %d labeled / %d unlabeled / %d val chips, %s on %s (%s)",
             run_dir,
@@ -203,6 +216,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
         device,
         precision,
         dist,
+        on_checkpoint=lambda: mark_latest(run_dir),  # runs/latest moves only to a run with a checkpoint
     )
     trainer = Trainer(spec, model, method)
     if dist.main and not resuming:
@@ -224,6 +238,16 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after) -> Pa
             run_dir / "checkpoints",
         )
     return run_dir
+
+
+def _saved_config(path: Path) -> dict:
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"The run's {path} is not valid YAML ({exc}); the run cannot be resumed.") from exc
+    if not isinstance(saved, dict):
+        raise UserError(f"The run's {path} holds no configuration; the run cannot be resumed.")
+    return legacy_run_config(saved)
 
 
 def _record_schedule(path: Path, trainer: Trainer) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import signal
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from rsseg_cli.engine.distributed import Dist, all_reduce_mean, barrier
 from rsseg_cli.engine.loaders import BatchStream
 from rsseg_cli.engine.precision import autocast, grad_scaler
 from rsseg_cli.engine.schedule import EMATeacher, poly_lr
+from rsseg_cli.engine.stop import NullBar, StopRequests
 from rsseg_cli.engine.validate import confusions_on_chips
 from rsseg_cli.errors import Interrupted, UserError
 from rsseg_cli.evaluation.metrics import compute_metrics
@@ -36,7 +36,7 @@ log = logging.getLogger("rsseg")
 
 
 class TrainingDiverged(UserError):
-    """A NaN or infinite loss: training stops, the last good checkpoint stays."""
+    """A NaN or infinite loss: training stops; the message says which checkpoint, if any, the run holds."""
 
     exit_code = 1
 
@@ -56,6 +56,8 @@ class RunSpec:
     device: torch.device
     precision: str
     dist: Dist = field(default_factory=Dist)
+    # Called (main process) after each save of checkpoints/last.pt: runs/latest moves to a run only then.
+    on_checkpoint: Callable[[], None] | None = None
 
 
 MAX_VALIDATIONS = 20  # default validations per run, at most (train.eval_every overrides)
@@ -132,6 +134,8 @@ class Trainer:
         # spend more time validating than training.
         self.eval_every = cfg.eval_every or max(self.steps_per_epoch, self.total_steps // MAX_VALIDATIONS)
         self.step = 0
+        self.saved_step: int | None = None  # the step checkpoints/last.pt holds, once one is written
+        self._announced = False  # spec.on_checkpoint called
         self.best = {"mIoU": -1.0, "step": None}
         self.ckpt_dir = spec.run_dir / "checkpoints"
 
@@ -164,6 +168,7 @@ class Trainer:
 
     def save_last(self) -> None:
         if not self.spec.dist.main:
+            self.saved_step = self.step  # every process saves at the same steps; rank 0 writes
             return
         ckpt = self.checkpoint()
         ckpt.train_state = {
@@ -176,6 +181,10 @@ class Trainer:
             "config": self.spec.cfg.model_dump(mode="json"),
         }
         ckpt.save(self.ckpt_dir / "last.pt")
+        self.saved_step = self.step
+        if not self._announced and self.spec.on_checkpoint is not None:
+            self.spec.on_checkpoint()  # once: the first checkpoint this process writes (new run or resume)
+        self._announced = True
 
     def resume(self, path: Path) -> None:
         state = Checkpoint.read(path, map_location=self.device).train_state
@@ -188,7 +197,7 @@ class Trainer:
             self.teacher.model.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
-        self.step = int(state["step"])
+        self.step = self.saved_step = int(state["step"])
         self.best = dict(state["best"])
         if self.best.get("student") and not self.best.get("variant"):
             self.best["variant"] = self.best.pop("student")  # a run started by rsseg 0.1.0
@@ -197,10 +206,12 @@ class Trainer:
         if self.spec.dist.main:
             # Lines written after this checkpoint (a crash between logging and saving) would repeat.
             for name in ("metrics.jsonl", "train_log.jsonl"):
-                path = self.spec.run_dir / name
-                if path.exists():
-                    kept = [ln for ln in path.read_text().splitlines() if json.loads(ln)["step"] <= self.step]
-                    path.write_text("".join(ln + "\n" for ln in kept))
+                lines = self.spec.run_dir / name
+                if lines.exists():
+                    kept = [
+                        ln for ln in lines.read_text().splitlines() if json.loads(ln)["step"] <= self.step
+                    ]
+                    lines.write_text("".join(ln + "\n" for ln in kept))
         log.info("resumed %s at step %d of %d", path, self.step, self.total_steps)
 
     # ----------------------------------------------------------------------------------------------
@@ -209,7 +220,7 @@ class Trainer:
     def fit(self, stop_at: int | None = None) -> dict[str, Any]:
         """Train to the end (or to step `stop_at`). Ctrl-C or SIGTERM finishes the current step, saves last.pt
         and stops, so `--resume` continues exactly there (a second Ctrl-C stops at once)."""
-        with _StopRequests() as stop:
+        with StopRequests() as stop:
             self._stop = stop
             return self._fit(stop_at)
 
@@ -221,11 +232,14 @@ class Trainer:
             if stream is not None:
                 stream.start(self.step)
         self.student.train()
+        # Averages over the steps of this process only: after a resume the first ones start at the resumed
+        # step (their records say so with from_step), never mixed with values from before it.
         window: dict[str, list[float]] = {}
         recent: dict[str, list[float]] = {}
+        recent_from = self.step + 1
         t0 = time.perf_counter()
         main = spec.dist.main
-        with progress("train", self.total_steps, unit="steps") if main else _nullbar() as bar:
+        with progress("train", self.total_steps, unit="steps") if main else NullBar() as bar:
             bar.advance(self.step)
             while self.step < end:
                 if self._stop_requested():
@@ -243,10 +257,12 @@ class Trainer:
                 self.step += 1
                 if self.step % cfg.log_every == 0 or self.step == self.total_steps:
                     means = _means(recent)
-                    recent = {}
                     bar.advance(0, **{k: f"{v:.3g}" for k, v in means.items()}, lr=f"{self._lr():.2e}")
                     if main:
-                        self._append("train_log.jsonl", {"step": self.step, **means, "lr": self._lr()})
+                        partial = self.step - recent_from + 1 < cfg.log_every
+                        record = {"step": self.step, **({"from_step": recent_from} if partial else {})}
+                        self._append("train_log.jsonl", {**record, **means, "lr": self._lr()})
+                    recent, recent_from = {}, self.step + 1
                 bar.advance(1)
                 if self.step % self.eval_every == 0 or self.step == self.total_steps:
                     self._evaluate(_means(window), time.perf_counter() - t0)
@@ -283,9 +299,9 @@ class Trainer:
         finite = torch.isfinite(out.loss.detach()).float()
         if all_reduce_mean(finite).item() < 1.0:
             raise TrainingDiverged(
-                f"The loss became {out.loss.item()} at step {self.step}; training stopped and the last good "
-                f"checkpoint ({self.ckpt_dir / 'last.pt'}) is kept. Lower train.lr, use --precision fp32, or "
-                "check the data for extreme values."
+                f"The loss became {out.loss.item()} at step {self.step + 1}; training stopped. "
+                f"{self._saved_state()} Lower train.lr, use --precision fp32, or check the data for extreme "
+                "values."
             )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(out.loss).backward()
@@ -299,6 +315,20 @@ class Trainer:
         values = torch.stack([out.loss.detach().float(), *[v.float() for v in out.logs.values()]])
         values = all_reduce_mean(values).tolist()
         return dict(zip(["loss", *out.logs], values))
+
+    def _saved_state(self) -> str:
+        """What the run folder holds after a stop: the truth about its checkpoints."""
+        if self.saved_step is None:
+            return (
+                f"No checkpoint was written before it, so {self.spec.run_dir} holds no model (only its "
+                "configuration and logs)."
+            )
+        best = self.ckpt_dir / "best.pt"
+        kept = f" and {best} (the model of step {self.best['step']})" if best.exists() else ""
+        return (
+            f"The last good checkpoint {self.ckpt_dir / 'last.pt'} (step {self.saved_step}){kept} is kept "
+            "(--resume continues it with its saved settings; to change them, start a new run)."
+        )
 
     def _evaluate(self, train_means: dict[str, float], seconds: float) -> None:
         spec = self.spec
@@ -395,39 +425,3 @@ class Trainer:
 
 def _means(values: dict[str, list[float]]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in values.items() if v}
-
-
-class _StopRequests:
-    """Turns the first SIGINT/SIGTERM into a request checked between steps (never mid-update)."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous: dict[int, Any] = {}
-
-    def _handler(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        log.warning("stopping after this step (press Ctrl-C again to stop at once)")
-
-    def __enter__(self) -> _StopRequests:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
-class _nullbar:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def advance(self, n: int = 1, **fields: object) -> None:
-        pass

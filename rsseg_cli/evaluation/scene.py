@@ -291,10 +291,7 @@ def evaluate_scene(
             invalid_pred,
         )
     if metrics["pixels"] == 0:
-        log.warning(
-            "no pixel has both a label and a prediction: every metric is undefined. Check that the labels "
-            "overlap the prediction."
-        )
+        _no_common_pixel(pred, labels, scene, labeled)
 
     colors = [c.color for c in table.classes]
     paths = write_report(out, metrics, cm.matrix, names, colors, title=f"{pred.name} vs {labels.name}")
@@ -303,6 +300,35 @@ def evaluate_scene(
     if as_json:
         print(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _no_common_pixel(pred: Path, labels: Path, scene: SceneInfo, labeled: int) -> None:
+    """No pixel has both a label and a prediction: every metric would be undefined, so this is an error
+    that names both extents (nothing is written)."""
+    from rasterio.transform import array_bounds
+
+    from rsseg_cli.data.labels import _bounds_text, _crs_name
+
+    pred_extent = _bounds_text(array_bounds(scene.height, scene.width, scene.transform))
+    try:
+        with rasterio.open(labels) as src:
+            bounds, crs = tuple(src.bounds), src.crs
+    except rasterio.errors.RasterioIOError:
+        import geopandas as gpd
+
+        frame = gpd.read_file(labels)
+        bounds, crs = tuple(frame.total_bounds), frame.crs
+    why = (
+        "the labels have no labeled pixel where the prediction lies"
+        if labeled == 0
+        else f"all {labeled:,} labeled pixels fall where the mask has no prediction (nodata)"
+    )
+    raise UserError(
+        f"No pixel has both a prediction in {pred} and a label in {labels}, so every metric would be "
+        f"undefined: {why}. Prediction extent {pred_extent} in {_crs_name(scene.crs)}; labels extent "
+        f"{_bounds_text(bounds)} in {_crs_name(crs)}. Check that the labels belong to this scene (and declare "
+        "the right CRS), or evaluate the mask predicted for the labels' area."
+    )
 
 
 def _safe_raster_values(table: ClassTable) -> list[int]:

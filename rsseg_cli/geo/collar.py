@@ -15,8 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioIOError
 
 from rsseg_cli.geo.nodata import format_nodata
+from rsseg_cli.geo.raster import damaged
 
 log = logging.getLogger("rsseg")
 
@@ -72,7 +74,10 @@ def collar_of(data: np.ndarray) -> Collar | None:
 def find_collar(src: rasterio.DatasetReader, indexes: list[int]) -> Collar | None:
     scale = min(1.0, MAX_SIDE / max(src.height, src.width))
     h, w = max(1, round(src.height * scale)), max(1, round(src.width * scale))
-    data = src.read(indexes, out_shape=(len(indexes), h, w), resampling=Resampling.nearest)
+    try:
+        data = src.read(indexes, out_shape=(len(indexes), h, w), resampling=Resampling.nearest)
+    except RasterioIOError as exc:
+        raise damaged(src.name, exc) from None
     return collar_of(data)
 
 

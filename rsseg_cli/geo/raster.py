@@ -266,6 +266,16 @@ def describe_scene(
         )
 
 
+def damaged(path: str | Path, exc: Exception) -> UserError:
+    """A raster that opens but whose pixels cannot be read: truncated by an interrupted copy, or corrupt."""
+    detail = str(exc.__cause__ or exc.__context__ or exc).strip()
+    return UserError(
+        f"{path} is damaged: its header opens but its pixels cannot be read (GDAL: {detail}). The "
+        "file is probably truncated (an interrupted download or copy) or corrupt. Copy or export it again; "
+        "`gdalinfo -checksum` on it shows whether every block reads."
+    )
+
+
 def read_window(
     src: rasterio.DatasetReader, scene: SceneInfo, window: Window
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -283,14 +293,20 @@ def read_window(
     if ih == 0 or iw == 0:
         return data, valid
     inner = Window(c0, r0, iw, ih)
-    block = src.read(scene.band_indexes, window=inner)
+    try:
+        block = src.read(scene.band_indexes, window=inner)
+    except RasterioIOError as exc:
+        raise damaged(src.name, exc) from None
     data[:, :ih, :iw] = block
     if scene.mask_kind == "all_valid":
         v = np.ones((ih, iw), dtype=bool)
     elif scene.mask_kind == "nodata":
         v = _not_nodata(block, scene.nodata)
     else:
-        v = (src.read_masks(scene.band_indexes, window=inner) > 0).all(axis=0)
+        try:
+            v = (src.read_masks(scene.band_indexes, window=inner) > 0).all(axis=0)
+        except RasterioIOError as exc:
+            raise damaged(src.name, exc) from None
         if scene.nodata_source == "declared":
             v &= _not_nodata(block, scene.nodata)
     if np.issubdtype(block.dtype, np.floating):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import class_sidecar_path, write_class_sidecar
 from rsseg_cli.geo.raster import SceneInfo, read_window
 from rsseg_cli.predict.cog import write_cog
+from rsseg_cli.predict.guard import check_window, output_folders
 from rsseg_cli.predict.inputs import SceneJob, expand_scenes, match_scene, plan_jobs
 from rsseg_cli.predict.model import InferenceModel, load_inference_model
 from rsseg_cli.predict.quicklook import quicklook_bands
@@ -173,6 +173,7 @@ def predict_scenes(
     device = resolve_device(opts.device)
     precision = resolve_precision(opts.precision, device)
     im = load_inference_model(path, device, precision, opts.student)
+    check_window(opts.window or im.window, im.model, im.window, opts.batch_size, len(im.checkpoint.bands))
     if im.checkpoint.best.get("validated") is False:
         log.warning("%s was trained without validation (--no-val): its quality was never measured", path)
     # Check every scene before predicting any, so a bad third scene does not fail after an hour.
@@ -198,12 +199,10 @@ def predict_scenes(
         opts.tta,
     )
     results = []
-    for job, scene in zip(jobs, scene_infos):
-        for p in job.outputs:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            if not os.access(p.parent, os.W_OK):
-                raise UserError(f"Cannot write into {p.parent}; choose another output folder.")
-        results.append(predict_scene(im, job, scene, opts))
+    # One run at a time per output folder; temporaries that killed runs left there are swept first.
+    with output_folders(p.parent for job in jobs for p in job.outputs):
+        for job, scene in zip(jobs, scene_infos):
+            results.append(predict_scene(im, job, scene, opts))
     return results
 
 

@@ -137,7 +137,6 @@ def generate_sample(
     nd = _check_nodata(dtype, _default_nodata(dtype) if nodata is None else nodata)
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     final_img, final_lab = out_dir / f"{name}.tif", out_dir / f"{name}_labels.tif"
 
     lay = build_layout(height, width, bands, seed)

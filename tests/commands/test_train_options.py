@@ -11,7 +11,7 @@ from rsseg_cli.commands.train import TrainOptions
 from rsseg_cli.errors import UserError
 from tests.commands.helpers import assert_user_error, spy
 
-FORMS = "Give a ratio (1/8, 12.5%, 0.125) or a number of chips (40)"
+FORMS = "a share of the labeled training chips, above 0 and at most 1 (1/8, 12.5%, 0.125), or a number of chips, at least 1 (40)"
 
 
 @pytest.fixture

@@ -309,7 +309,7 @@ def test_interrupted_predict_leaves_no_output(tmp_path, sig):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the folder the run created is removed with its outputs
 
 
 @pytest.mark.parametrize("with_probs", [False, True], ids=["confidence-staged", "with-probs"])
