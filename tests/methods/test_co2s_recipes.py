@@ -74,7 +74,9 @@ def test_recipe(name):
     assert train.co2s.stability_weight == pytest.approx(0.5)
     assert train.co2s.stability_ramp == pytest.approx(0.2)
     assert cfg.model.weights == "hub"
-    assert cfg.model.input_scaling == "fixed"  # 8-bit benchmark images: /255, as the pretrained models saw them
+    assert (
+        cfg.model.input_scaling == "fixed"
+    )  # 8-bit benchmark images: /255, as the pretrained models saw them
     # The default labeled share is the smallest one the paper reports for the dataset.
     smallest = max(PUBLISHED[name], key=lambda share: int(share.split("/")[1]))
     assert train.labeled == smallest
