@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import rasterio
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
@@ -24,7 +24,7 @@ from rsseg_cli.data.classes import ClassTable, ValueMap, check_label_values
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import CLASS_TAG, class_table_from_tag, read_colormap, rgb_to_hex
 from rsseg_cli.geo.grid import GridWindow
-from rsseg_cli.geo.raster import SceneInfo, open_raster, same_grid
+from rsseg_cli.geo.raster import SceneInfo, damaged, open_raster, same_grid
 
 # rasterize() burns polygons into an in-memory dataset of its own, which some GDAL builds report as "not
 # georeferenced" from the reader threads: a warning about rasterio's internals, not about the user's files.
@@ -109,8 +109,11 @@ class RasterLabels:
             strip = max(1, (4 << 20) // max(1, src.width))
             for row in range(0, src.height, strip):
                 win = Window(0, row, src.width, min(strip, src.height - row))
-                values = src.read(1, window=win)
-                valid = src.read_masks(1, window=win) > 0
+                try:
+                    values = src.read(1, window=win)
+                    valid = src.read_masks(1, window=win) > 0
+                except RasterioIOError as exc:
+                    raise damaged(self.path, exc) from None
                 if totals is not None:
                     totals += np.bincount(values[valid], minlength=len(totals))
                     continue
@@ -189,8 +192,11 @@ class _RasterLabelReader:
         inner = gw.inner(scene.height, scene.width)
         if inner.width <= 0 or inner.height <= 0:
             return out
-        values = self.ds.read(1, window=inner)
-        valid = self.ds.read_masks(1, window=inner) > 0
+        try:
+            values = self.ds.read(1, window=inner)
+            valid = self.ds.read_masks(1, window=inner) > 0
+        except RasterioIOError as exc:
+            raise damaged(self.source.path, exc) from None
         if self.source.floating:  # whole numbers (checked by value_counts); NaN is no label
             valid &= np.isfinite(values)
             values = np.where(valid, values, 0).astype(np.int64)

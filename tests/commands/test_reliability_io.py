@@ -66,6 +66,18 @@ def test_tile_names_a_truncated_scene(cli, tmp_path, make_scene):
     assert not out.exists()
 
 
+def test_tile_names_a_truncated_label_raster(cli, tmp_path):
+    scene = tiled_scene(tmp_path / "scene.tif")
+    labels = tiled_scene(tmp_path / "labels.tif", bands=1)
+    with rasterio.open(labels, "r+") as dst:  # class values 0..3, noisy so that blocks compress poorly
+        dst.write((np.random.default_rng(0).integers(0, 4, (1, 256, 256))).astype("uint16"))
+    cut = truncate(labels)
+    out = tmp_path / "out"
+    r = cli("tile", scene, "--labels", cut, "--out", out / "data", "--chip-size", "64")
+    assert_user_error(r, str(cut), "damaged", "truncated")
+    assert not out.exists()
+
+
 def test_predict_names_a_truncated_scene(cli, tmp_path):
     cut = truncate(tiled_scene(tmp_path / "tiled.tif"))
     ckpt = save_checkpoint(tmp_path / "best.pt")
