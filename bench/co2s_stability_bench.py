@@ -34,6 +34,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="labeled and unlabeled chips per step")
     parser.add_argument("--labeled", default="1/8")
     parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument(
+        "--tau",
+        type=float,
+        default=0.95,
+        help="confidence threshold; tiny random-init students may never reach 0.95 in a short run, which "
+        "leaves the stability loss at 0 whatever its weight (the table shows its terms)",
+    )
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5], help="stability weights")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--work", type=Path, default=Path("bench/out/co2s_stability"))
@@ -67,6 +74,7 @@ def main() -> None:
         f"train.batch_size_unlabeled={args.batch}",
         f"train.lr={args.lr}",
         "train.head_lr_mult=10",
+        f"train.tau={args.tau}",
         "train.co2s.query_lr_mult=10",
         f"train.iterations={args.steps}",
         f"train.eval_every={max(1, args.steps // 6)}",
@@ -77,7 +85,7 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         for weight in args.weights:
-            out = args.work / "runs" / f"w{weight}-seed{seed}-{args.steps}"
+            out = args.work / "runs" / f"w{weight}-seed{seed}-{args.steps}-tau{args.tau}"
             t0 = time.perf_counter()
             cfg = load_config(overrides=[*common, f"seed={seed}", f"train.co2s.stability_weight={weight}"])
             if not run_finished(out):
