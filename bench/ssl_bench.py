@@ -1,10 +1,10 @@
 """Does semi-supervised learning pay off? Supervised vs FixMatch vs UniMatch V2 (and RS-MTDF with --methods)
 at 1/8 labels, and supervised with every label as the ceiling, on the project's synthetic scene.
 
-    python bench/ssl_bench.py                  # defaults below; about 30-40 min on 2 CPU cores
+    python bench/ssl_bench.py                  # defaults below; well over an hour on 2 CPU cores
     python bench/ssl_bench.py --steps 300 --size 1024 --methods supervised unimatch-v2
     python bench/ssl_bench.py --methods supervised fixmatch unimatch-v2 rs-mtdf --equal-steps-baseline
-    python bench/ssl_bench.py --seeds 0 1 2    # mean and spread over seeds (label draw + init)
+    python bench/ssl_bench.py --seeds 0 1 2 --steps 300 --dim 48   # spread over seeds; ~1.5 h a seed, 2 busy cores
 
 The semi-supervised runs train --steps steps. The supervised baseline trains as the released supervised
 recipes do (methods.md): the same number of epochs as the semi-supervised runs (passes over the unlabeled
