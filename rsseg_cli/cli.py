@@ -44,6 +44,7 @@ from rsseg_cli.cli_options import (
     renamed,
     with_default,
 )
+from rsseg_cli.cli_prepare import prepare
 from rsseg_cli.config import DEFAULT_METHOD
 from rsseg_cli.errors import Interrupted
 from rsseg_cli.methods import METHODS
@@ -158,6 +159,12 @@ def train(
     split_file: Annotated[
         Path | None, typer.Option(help="Reuse a labeled.txt instead of drawing one.")
     ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="A prepared benchmark's published split, e.g. co2s/1_8 or rs-mtdf/5 (rsseg prepare)."
+        ),
+    ] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out (default: the latest run).")
     ] = False,
@@ -179,7 +186,7 @@ def train(
     from rsseg_cli.commands import train as command
 
     options = command.TrainOptions(
-        data=data, out=out, split_file=split_file, resume=resume, stop_after=stop_after, config_files=config or [],
+        data=data, out=out, split_file=split_file, split=split, resume=resume, stop_after=stop_after, config_files=config or [],
         overrides=set_ or [], seed=seed, labeled=labeled, method=method, device=device, precision=precision,
         validate=val,
     )  # fmt: skip
@@ -208,6 +215,10 @@ def evaluate(
     reproject_labels: ReprojectOpt = None,
     all_touched: AllTouchedOpt = None,
     student: StudentOpt = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="Score as a paper: rsseg, co2s, unimatch, dwl, rs-mtdf. [default: the run's]"),
+    ] = None,
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Measure a checkpoint on a split, or a predicted mask against labels over a whole scene (--pred,
@@ -217,7 +228,7 @@ def evaluate(
     options = command.EvaluateOptions(
         checkpoint=checkpoint, data=data, out=out, overwrite=overwrite, as_json=json_, pred=pred, labels=labels,
         config_files=config or [], overrides=set_ or [], split=split, device=device, precision=precision,
-        student=student, label_field=label_field, all_touched=all_touched, reproject_labels=reproject_labels,
+        student=student, protocol=protocol, label_field=label_field, all_touched=all_touched, reproject_labels=reproject_labels,
     )  # fmt: skip
     command.run(options)
 
@@ -401,6 +412,11 @@ def vectorize(
         sieve=sieve, min_area=min_area, simplify=simplify, fill_holes=fill_holes, window=window,
     )  # fmt: skip
     command.run(options)
+
+
+app.command(short_help="Prepare a public benchmark (LoveDA, Potsdam, ...) with its published splits.")(
+    guarded(prepare)
+)
 
 
 def _on_sigterm(signum, frame) -> None:

@@ -288,6 +288,16 @@ class EvaluateConfig(Strict):
     device: DEVICE = Field(default="auto", description="chips: auto, cpu, cuda, cuda:N")
     precision: PRECISION = Field(default="auto", description="chips: auto, fp32, bf16 or fp16")
     student: str | None = Field(default=None, description="chips, Co2S: the prediction reported in full")
+    protocol: Literal["rsseg", "co2s", "unimatch", "dwl", "rs-mtdf"] | None = Field(
+        default=None,
+        description="chips: windows and scoring as a paper's release (also validation during training); "
+        "default: the run's, else rsseg",
+    )
+    exclude_classes: list[str] | None = Field(
+        default=None,
+        description="chips: classes left out of the means; default: the run's, else a prepared benchmark's "
+        "for its protocol (Potsdam DWL: clutter)",
+    )
     label_field: str | None = Field(default=None, description="scene: the vector labels' class field")
     all_touched: bool = Field(default=False, description="scene: vector labels burn every touched pixel")
     reproject_labels: bool = Field(default=False, description="scene: resample labels on another grid")

@@ -16,11 +16,12 @@ FLAGS = {
     "device": ("--device", "evaluate.device"),
     "precision": ("--precision", "evaluate.precision"),
     "student": ("--student", "evaluate.student"),
+    "protocol": ("--protocol", "evaluate.protocol"),
     "label_field": ("--label-field", "evaluate.label_field"),
     "all_touched": ("--all-touched", "evaluate.all_touched"),
     "reproject_labels": ("--reproject-labels", "evaluate.reproject_labels"),
 }
-CHIP_ONLY = ("checkpoint", "data", "split", "student")
+CHIP_ONLY = ("checkpoint", "data", "split", "student", "protocol")
 SCENE_ONLY = ("labels", "label_field", "reproject_labels", "all_touched")
 
 
@@ -43,6 +44,7 @@ class EvaluateOptions:
     device: str | None = None
     precision: str | None = None
     student: str | None = None
+    protocol: str | None = None  # rsseg, co2s, unimatch, dwl, rs-mtdf (validated by the schema)
     label_field: str | None = None
     all_touched: bool | None = None
     reproject_labels: bool | None = None
@@ -111,6 +113,8 @@ def run(options: EvaluateOptions) -> dict[str, Any]:
         settings.device,
         settings.precision,
         settings.student,
+        settings.protocol,
+        settings.exclude_classes,
     )
     print_chip_metrics(metrics, options.as_json)
     return metrics

@@ -24,6 +24,7 @@ class TrainOptions:
     data: Path = Path("data")
     out: Path | None = None  # default: runs/<method>-<labeled>-<time>, or the latest run with resume
     split_file: Path | None = None
+    split: str | None = None  # a prepared benchmark's published split, e.g. co2s/1_8
     resume: bool = False
     stop_after: int | None = None
     config_files: list[Path] = field(default_factory=list)  # --config, merged in order
@@ -41,6 +42,12 @@ class TrainOptions:
         self.config = load_config(self.config_files, self.overrides, flags=flags)
         if self.stop_after is not None and self.stop_after < 1:
             raise UserError(f"--stop-after {self.stop_after} must be a step number, 1 or more.")
+        if self.split is not None and (self.split_file is not None or self.labeled is not None):
+            other = "--split-file" if self.split_file is not None else "--labeled"
+            raise UserError(
+                f"--split {self.split} and {other} both choose the labeled chips. Give one of them: --split "
+                "for a paper's published list, --labeled or --split-file for your own."
+            )
         if self.split_file is not None and not Path(self.split_file).is_file():
             raise UserError(
                 f"The split file {self.split_file} does not exist. Pass a labeled.txt written by an earlier "
@@ -58,4 +65,5 @@ def run(options: TrainOptions) -> Path:
         split_file=options.split_file,
         resume=options.resume,
         stop_after=options.stop_after,
+        published=options.split,
     )

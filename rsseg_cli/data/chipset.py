@@ -18,7 +18,8 @@ from torch.utils.data import Dataset
 from rsseg_cli.config import IGNORE_INDEX
 from rsseg_cli.config_rescale import RescaleConfig
 from rsseg_cli.data.augment import cutmix_box, strong_view, weak_view
-from rsseg_cli.data.dataset_check import report_damaged_chips
+from rsseg_cli.data.classes import ValueMap
+from rsseg_cli.data.dataset_check import chip_root, report_damaged_chips
 from rsseg_cli.data.manifest import read_dataset
 from rsseg_cli.data.normalize import Normalization
 
@@ -48,6 +49,22 @@ class ChipDataset:
     def band_names(self) -> list[str]:
         return [b["name"] for b in self.meta["bands"]]
 
+    @property
+    def files_root(self) -> Path:
+        """The folder chip paths are relative to (a prepared benchmark's images stay in its own folder)."""
+        return chip_root(self.root, self.meta)
+
+    @property
+    def label_map(self) -> ValueMap | None:
+        """Raw label value -> class id for chips whose labels hold the source's values (a prepared benchmark,
+        e.g. reduce-zero-label); None when chip labels already hold class ids (`rsseg tile`)."""
+        encoding = self.meta.get("label_encoding") or {}
+        if encoding.get("kind") != "values":
+            return None
+        classes = self.meta["classes"]
+        values = [c["id"] if c.get("value") is None else int(c["value"]) for c in classes]
+        return ValueMap.build(values, [c["id"] for c in classes], encoding.get("ignore_values", []))
+
     def split(self, name: str, labeled: bool | None = None) -> pd.DataFrame:
         rows = self.chips[self.chips["split"] == name]
         if labeled is not None:
@@ -75,15 +92,20 @@ def read_image(root: Path, row, norm: Normalization) -> tuple[torch.Tensor, torc
     return image, torch.from_numpy(invalid)
 
 
-def read_chip(root: Path, row, norm: Normalization) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def read_chip(
+    root: Path, row, norm: Normalization, label_map: ValueMap | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(image in [0, 1] (C, H, W), invalid (H, W) bool, mask (H, W) int64 or None); invalid pixels and label
-    pixels that are not finite are IGNORE_INDEX in the mask."""
+    pixels that are not finite are IGNORE_INDEX in the mask. `label_map` turns raw label values into class
+    ids (ChipDataset.label_map)."""
     image, invalid = read_image(root, row, norm)
     mask = None
     if row.label:
         with rasterio.open(root / row.label) as src:
             values = src.read(1)
-        if values.dtype.kind == "f":
+        if label_map is not None:
+            values = label_map(values)
+        elif values.dtype.kind == "f":
             finite = np.isfinite(values)
             values = np.where(finite, values, IGNORE_INDEX)
         mask = torch.from_numpy(values.astype(np.int64))
@@ -97,7 +119,8 @@ class _Chips(Dataset):
         report_damaged_chips(cls)  # a chip that cannot be read: a UserError naming it, also from a worker
 
     def __init__(self, data: ChipDataset, ids: list[str], norm: Normalization, seed: int = 0):
-        self.root = data.root
+        self.root = data.files_root
+        self.label_map = data.label_map
         self.rows = list(data.rows(ids).itertuples()) if ids else []
         self.norm = norm
         self.seed = seed
@@ -137,7 +160,7 @@ class LabeledTrain(_Chips):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         epoch, index = self._key(key)
-        image, invalid, mask = read_chip(self.root, self.rows[index], self.norm)
+        image, invalid, mask = read_chip(self.root, self.rows[index], self.norm, self.label_map)
         assert mask is not None, "labeled chip without a label file"
         image, mask, _ = weak_view(
             image, mask, invalid, self.crop, self.generator(index, epoch), self.rescale
@@ -185,6 +208,6 @@ class EvalChips(_Chips):
     """Whole chips, unaugmented: {'image': (C, H, W), 'mask': (H, W), 'index': int}."""
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image, _, mask = read_chip(self.root, self.rows[index], self.norm)
+        image, _, mask = read_chip(self.root, self.rows[index], self.norm, self.label_map)
         assert mask is not None
         return {"image": self.norm.standardize(image), "mask": mask, "index": torch.tensor(index)}

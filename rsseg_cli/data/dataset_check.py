@@ -25,6 +25,8 @@ from rsseg_cli.errors import UserError
 
 STAT_KEYS = ("mean", "std", "min", "max", "p2", "p98")
 CHIP_COLUMNS = ("id", "scene", "split", "labeled", "image", "label")
+# Read as text: ids such as LoveDA's 0154 or 1558 are names, not numbers.
+TEXT_COLUMNS = ("id", "scene", "split", "image", "label")
 # What each top-level key of dataset.yaml should hold, as the messages say it.
 EXPECTED = {
     "chip_size": "the chip size in pixels, a positive whole number (e.g. chip_size: 512)",
@@ -84,7 +86,14 @@ class DatasetMeta(_Schema):
 
 
 def retile_hint(root: Path, meta: Any = None) -> str:
-    """How to rebuild the dataset: the scenes' own paths when dataset.yaml still names them."""
+    """How to rebuild the dataset: the scenes' own paths when dataset.yaml still names them (a prepared
+    benchmark: prepare it again)."""
+    bench = meta.get("benchmark") if isinstance(meta, dict) else None
+    if isinstance(bench, dict) and bench.get("name") and bench.get("source"):
+        return (
+            f"Prepare it again to rebuild it: `rsseg prepare {bench['name']} {bench['source']} --out {root} "
+            "--overwrite`."
+        )
     scenes = meta.get("scenes") if isinstance(meta, dict) else None
     args = "SCENE.tif --labels LABELS.tif"
     if isinstance(scenes, dict) and scenes and all(isinstance(s, dict) for s in scenes.values()):
@@ -143,7 +152,7 @@ def load_chips(root: Path, path: Path, meta: dict) -> pd.DataFrame:
     if not path.is_file():
         raise _damaged(path, "is missing (the table of chips)", root, meta)
     try:
-        chips = pd.read_csv(path, keep_default_na=False)
+        chips = pd.read_csv(path, keep_default_na=False, dtype={c: str for c in TEXT_COLUMNS})
     except pd.errors.EmptyDataError:
         raise _damaged(path, "is empty (it should list the chips)", root, meta) from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
@@ -161,8 +170,15 @@ def load_chips(root: Path, path: Path, meta: dict) -> pd.DataFrame:
     problem = _bad_value(chips, num_classes)
     if problem:
         raise _damaged(path, problem, root, meta)
-    _check_files(root, path, chips, meta)
+    _check_files(chip_root(root, meta), path, chips, meta)
     return chips
+
+
+def chip_root(root: Path, meta: dict) -> Path:
+    """The folder chip paths are relative to: the dataset folder, or a prepared benchmark's own folder, whose
+    images are used in place (dataset.yaml `chip_root`)."""
+    other = meta.get("chip_root") if isinstance(meta, dict) else None
+    return Path(other) if other else Path(root)
 
 
 def _bad_value(chips: pd.DataFrame, num_classes: int) -> str | None:
@@ -221,6 +237,11 @@ def _check_files(root: Path, table: Path, chips: pd.DataFrame, meta: dict) -> No
             folder, _, name = rel.replace("\\", "/").rpartition("/")
             wanted[folder].add(name)
     missing = []
+    if not root.is_dir():
+        raise UserError(
+            f"The chips of {table.parent} are read from {root}, which does not exist (moved or unmounted). "
+            f"{retile_hint(table.parent, meta)}"
+        )
     for folder, names in wanted.items():
         try:
             present = {e.name for e in os.scandir(root / folder) if not e.is_dir()}
@@ -231,7 +252,7 @@ def _check_files(root: Path, table: Path, chips: pd.DataFrame, meta: dict) -> No
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
         raise UserError(
             f"{len(missing)} chip file(s) listed in {table} are missing from {root}: {shown}. The dataset is "
-            f"incomplete. {retile_hint(root, meta)}"
+            f"incomplete. {retile_hint(table.parent, meta)}"
         )
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from rsseg_cli import __version__
 from rsseg_cli.atomic import atomic_file
+from rsseg_cli.benchmarks.published import PublishedSplit, published_split
 from rsseg_cli.config import Config, config_to_yaml, parse_config
 from rsseg_cli.config_layers import parse_labeled
 from rsseg_cli.data.chipset import ChipDataset
@@ -30,10 +31,10 @@ from rsseg_cli.runs import clear_incomplete_run, mark_latest, new_run_dir, run_f
 log = logging.getLogger("rsseg")
 
 
-def _check_dataset(data: ChipDataset, cfg: Config) -> list[int | None]:
+def _check_dataset(data: ChipDataset, cfg: Config, lists: PublishedSplit | None) -> list[int | None]:
     if data.num_classes == 0:
         raise UserError(f"The dataset {data.root} has no class table (it was tiled without labels).")
-    if cfg.train.validation and not len(data.split("val", labeled=True)):
+    if cfg.train.validation and lists is None and not len(data.split("val", labeled=True)):
         raise UserError(
             f"The dataset {data.root} has no labeled chips in its val split, so runs cannot be validated. "
             "Tile again with a val fraction (tile.split.fractions) or more labels, or train without "
@@ -80,7 +81,9 @@ def run_training(
     split_file: Path | None = None,
     resume: bool = False,
     stop_after: int | None = None,
+    published: str | None = None,
 ) -> Path:
+    """`published`: a prepared benchmark's published split (co2s/1_8): its labeled, unlabeled and val lists."""
     device = resolve_device(cfg.train.device)
     configure_determinism(cfg.train.deterministic, device)
     dist = distributed.setup(device)
@@ -93,7 +96,7 @@ def run_training(
         log.setLevel(logging.WARNING)  # rank 0 alone reports
     made: list[Path] = []  # the run folder this call created: a disk or memory fault or a damaged input
     try:  # before its first checkpoint removes it (nothing to resume in it)
-        return _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made)
+        return _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made, published)
     except (OSError, MemoryError, UserError) as exc:
         # A diverged run keeps its folder: its train log is what the user needs to see why.
         if not isinstance(exc, TrainingDiverged):
@@ -105,16 +108,18 @@ def run_training(
         distributed.teardown()
 
 
-def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made) -> Path:
+def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made, published) -> Path:
     precision = resolve_precision(cfg.train.precision, device)
     data = ChipDataset.open(data_dir)
-    cfg = _fit_crop(cfg, int(data.meta["chip_size"]))
+    if "benchmark" not in data.meta:  # a benchmark recipe's crop is the paper's (its chips are rescaled up)
+        cfg = _fit_crop(cfg, int(data.meta["chip_size"]))
 
     if out is None and resume:
         from rsseg_cli.runs import latest_run
 
         out = latest_run()
-    run_dir = Path(out) if out is not None else new_run_dir(cfg.train.method, cfg.train.labeled)
+    slug = published.replace("/", "-") if published else cfg.train.labeled
+    run_dir = Path(out) if out is not None else new_run_dir(cfg.train.method, slug)
     run_dir = distributed.broadcast_object(run_dir)
     last = run_dir / "checkpoints" / "last.pt"
     # Rank 0 looks (before it writes anything) and every rank acts on its answer.
@@ -141,20 +146,26 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made)
         )
         log.info("resuming the run in %s", run_dir)
 
-    band_map = _check_dataset(data, cfg)  # after a resume has restored the run's own configuration
+    if resuming:
+        published = _saved_published(run_dir) or published
+    lists = published_split(data.meta, set(data.chips["id"]), published, data_dir) if published else None
+    band_map = _check_dataset(data, cfg, lists)  # after a resume has restored the run's own configuration
     train_labeled = data.split("train", labeled=True)
     known = set(train_labeled["id"])
-    if resuming:
-        labeled_ids = read_split_file(run_dir / "splits" / "labeled.txt", known)
-    elif split_file is not None:
-        labeled_ids = read_split_file(split_file, known)
+    if lists is not None:
+        labeled_ids, unlabeled_ids = lists.labeled, lists.unlabeled
     else:
-        labeled_ids = select_labeled(
-            train_labeled, parse_labeled(cfg.train.labeled), cfg.seed, data.num_classes
-        )
-    chosen = set(labeled_ids)
-    unlabeled_ids = [i for i in data.split("train")["id"] if i not in chosen]
-    val_ids = data.split("val", labeled=True)["id"].tolist() if cfg.train.validation else []
+        if resuming:
+            labeled_ids = read_split_file(run_dir / "splits" / "labeled.txt", known)
+        elif split_file is not None:
+            labeled_ids = read_split_file(split_file, known)
+        else:
+            labeled_ids = select_labeled(
+                train_labeled, parse_labeled(cfg.train.labeled), cfg.seed, data.num_classes
+            )
+        chosen = set(labeled_ids)
+        unlabeled_ids = [i for i in data.split("train")["id"] if i not in chosen]
+    val_ids = _val_ids(data, lists) if cfg.train.validation else []
 
     check_scaling(cfg, data.meta)
     # Build (and download) the method's teachers and the model before writing anything, so a failed
@@ -179,7 +190,8 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made)
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "data": str(Path(data_dir).resolve()),
             "method": cfg.train.method,
-            "labeled": cfg.train.labeled if split_file is None else str(split_file),
+            "labeled": lists.name if lists else cfg.train.labeled if split_file is None else str(split_file),
+            **({"split": lists.name, "split_lists": lists.source} if lists else {}),
             "labeled_chips": len(labeled_ids),
             "unlabeled_chips": len(unlabeled_ids),
             "val_chips": len(val_ids),
@@ -230,6 +242,8 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made)
             "Check it with `rsseg evaluate` on labels it was not trained on.",
             best["step"],
         )
+    elif dist.main and best["step"] is None:
+        log.info("stopped before the first validation; checkpoints in %s", run_dir / "checkpoints")
     elif dist.main:
         log.info(
             "done: best val mIoU %.2f%% at step %s; checkpoints in %s",
@@ -268,6 +282,20 @@ def _record_schedule(path: Path, trainer: Trainer) -> None:
         trainer.steps_per_epoch,
         trainer.labeled.batch_size,
     )
+
+
+def _val_ids(data: ChipDataset, lists: PublishedSplit | None) -> list[str]:
+    """The published val list of a published split, else the dataset's labeled val chips."""
+    if lists is not None:
+        return list(lists.val)
+    return data.split("val", labeled=True)["id"].tolist()
+
+
+def _saved_published(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "run.json").read_text()).get("split")
+    except (OSError, ValueError):
+        return None
 
 
 def _fit_crop(cfg: Config, chip_size: int) -> Config:

@@ -21,13 +21,13 @@ from rsseg_cli.data.chipset import ChipDataset, LabeledTrain, UnlabeledTrain
 from rsseg_cli.data.normalize import Normalization, rgb_bands
 from rsseg_cli.engine.checkpoint import Checkpoint
 from rsseg_cli.engine.distributed import Dist, all_reduce_mean, barrier
+from rsseg_cli.engine.eval_settings import eval_settings
 from rsseg_cli.engine.loaders import BatchStream
 from rsseg_cli.engine.precision import autocast, grad_scaler
 from rsseg_cli.engine.schedule import EMATeacher, poly_lr
 from rsseg_cli.engine.stop import NullBar, StopRequests
 from rsseg_cli.engine.validate import confusions_on_chips
 from rsseg_cli.errors import Interrupted, UserError
-from rsseg_cli.evaluation.metrics import compute_metrics
 from rsseg_cli.methods.base import Method
 from rsseg_cli.models.spec import variants_of
 from rsseg_cli.progress import progress
@@ -68,6 +68,8 @@ class Trainer:
         self.spec = spec
         cfg = spec.cfg.train
         self.cfg = cfg
+        # Validation scores as the run's evaluation will (the recipe's protocol, its excluded classes).
+        self.scoring = eval_settings(spec.cfg, spec.data.meta, spec.data.class_names)
         self.method = method
         self.device = spec.device
         method.setup(self.device, spec.precision)
@@ -345,10 +347,9 @@ class Trainer:
             spec.precision,
             spec.dist.rank,
             spec.dist.world,
-            short_side=self.cfg.rescale.val_short_side,
-            max_long=self.cfg.rescale.max_long,
+            **self.scoring.confusion_kwargs(),
         )
-        by_variant = {v: compute_metrics(cm.matrix, spec.data.class_names) for v, cm in cms.items()}
+        by_variant = {v: self.scoring.metrics(cm.matrix, spec.data.class_names) for v, cm in cms.items()}
         # Several predictions (Co2S): the best of them is the run's score and the checkpoint's default.
         chosen = max(by_variant, key=lambda v: by_variant[v]["mean_iou"])
         metrics, cm = by_variant[chosen], cms[chosen]
@@ -375,6 +376,8 @@ class Trainer:
                     else {}
                 ),
                 "best_mIoU": self.best["mIoU"],
+                "protocol": self.scoring.protocol.name,
+                **({"excluded_classes": self.scoring.exclude} if self.scoring.exclude else {}),
                 "seconds": round(seconds, 1),
             }
             self._append("metrics.jsonl", record)

@@ -17,7 +17,30 @@ def _mean(values: list[float | None]) -> float | None:
     return float(np.mean(np.asarray(present, dtype=np.float64))) if present else None
 
 
-def compute_metrics(matrix: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+def class_indices(class_names: list[str], names: list[str] | tuple[str, ...]) -> list[int]:
+    """Indices of `names` among `class_names` (exact names); an unknown name is an error listing the classes."""
+    known = [str(n) for n in class_names]
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise ValueError(f"unknown class name(s) {', '.join(map(repr, missing))}; the classes are {known}")
+    return sorted({known.index(n) for n in names})
+
+
+def ignore_true_classes(matrix: np.ndarray, indices: list[int]) -> np.ndarray:
+    """A copy of `matrix` without the ground-truth pixels of classes `indices` (their rows zeroed), as if
+    their label were the ignore value: RS-MTDF's eval sets DeepGlobe 'unknown' to 255 before scoring.
+
+    Only rows go: a pixel of another class predicted as an excluded class stays an error of its true
+    class (its row), as in the release, where the prediction keeps every class; dropping the columns too
+    would silently forgive those misses. The matrix stays K x K, so class ids keep their meaning."""
+    m = np.array(matrix, copy=True)
+    m[list(indices), :] = 0
+    return m
+
+
+def compute_metrics(
+    matrix: np.ndarray, class_names: list[str], exclude: list[str] | None = None
+) -> dict[str, Any]:
     """Pixel metrics of a (K, K) confusion matrix with rows = ground truth and columns = prediction.
 
     With ``tp_i = M[i, i]``, ``support_i = sum_j M[i, j]`` (ground-truth pixels of class i),
@@ -43,6 +66,13 @@ def compute_metrics(matrix: np.ndarray, class_names: list[str]) -> dict[str, Any
 
     Every ratio is computed in float64 and returned as a plain Python float, or None where undefined.
     With no counted pixels every aggregate is None.
+
+    ``exclude`` (class names, e.g. DWL's Potsdam 'clutter', DeepGlobe 'unknown'): those classes keep their
+    per-class entries but leave mean_iou, mean_f1 and fw_iou (whose weights then sum to one over the kept
+    classes), as DWL's test.py deletes them from the mean; their pixels stay counted (overall_accuracy,
+    kappa and the other classes' false positives include them). To not score their pixels at all
+    (RS-MTDF), pass ``ignore_true_classes(matrix, class_indices(class_names, exclude))`` as the matrix.
+    The result then names them in ``excluded_classes``; without exclusions the output is unchanged.
     """
     m = np.asarray(matrix)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
@@ -79,14 +109,16 @@ def compute_metrics(matrix: np.ndarray, class_names: list[str]) -> dict[str, Any
             }
         )
 
-    present = [i for i in range(k) if support[i] > 0]
-    absent = [str(class_names[i]) for i in range(k) if support[i] == 0]
+    excluded = class_indices(class_names, exclude or [])
+    present = [i for i in range(k) if support[i] > 0 and i not in excluded]
+    absent = [str(class_names[i]) for i in range(k) if support[i] == 0 and i not in excluded]
     mean_iou = _mean([per_class[i]["iou"] for i in present])
     mean_f1 = _mean([per_class[i]["f1"] for i in present])
 
     fw_iou: float | None = None
-    if n > 0:
-        weights = np.asarray([support[i] for i in present], dtype=np.float64) / f(n)
+    kept = sum(support[i] for i in present)  # n without exclusions
+    if kept > 0:
+        weights = np.asarray([support[i] for i in present], dtype=np.float64) / f(kept)
         ious = np.asarray([per_class[i]["iou"] for i in present], dtype=np.float64)
         fw_iou = float(np.sum(weights * ious))
 
@@ -107,8 +139,15 @@ def compute_metrics(matrix: np.ndarray, class_names: list[str]) -> dict[str, Any
         )
     else:
         note = f"mean_iou and mean_f1 are averaged over all {k} classes (all are present in the ground truth)"
+    if excluded and n > 0:
+        names = ", ".join(str(class_names[i]) for i in excluded)
+        note = (
+            f"mean_iou and mean_f1 are averaged over the {len(present)} of {k} classes present in the ground "
+            f"truth and not excluded; excluded: {names}"
+            + (f"; absent from the ground truth: {', '.join(absent)}" if absent else "")
+        )
 
-    return {
+    result = {
         "overall_accuracy": _ratio(f(sum(tp)), f(n)),
         "mean_iou": mean_iou,
         "mean_iou_note": note,
@@ -121,3 +160,6 @@ def compute_metrics(matrix: np.ndarray, class_names: list[str]) -> dict[str, Any
         "absent_classes": absent,
         "per_class": per_class,
     }
+    if excluded:
+        result["excluded_classes"] = [str(class_names[i]) for i in excluded]
+    return result
