@@ -59,11 +59,15 @@ def test_the_parser_sees_every_kind_of_import(tmp_path):
     assert "rsseg_cli.commands.train" in found
 
 
+# The command line: cli.py and the flag modules of commands registered there (cli_prepare.py).
+CLI_FILES = (Path("cli.py"), Path("cli_prepare.py"))
+
+
 def test_only_the_cli_imports_commands():
     offenders = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE)
-        if rel.parts[0] == "commands" or rel == Path("cli.py"):
+        if rel.parts[0] == "commands" or rel in CLI_FILES:
             continue
         bad = sorted(m for m in imported_modules(path) if _is_commands(m))
         if bad:
@@ -82,10 +86,10 @@ def test_commands_do_not_import_each_other():
 
 
 def test_the_cli_reaches_commands_only_through_run():
-    tree = ast.parse((PACKAGE / "cli.py").read_text())
     used = {
         node.attr
-        for node in ast.walk(tree)
+        for rel in CLI_FILES
+        for node in ast.walk(ast.parse((PACKAGE / rel).read_text()))
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "command"
     }
     assert used <= {"run", *(f"{c.capitalize()}Options" for c in COMMANDS)}, used
