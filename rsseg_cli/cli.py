@@ -414,9 +414,7 @@ def vectorize(
     command.run(options)
 
 
-app.command(short_help="Prepare a public benchmark (LoveDA, Potsdam, ...) with its published splits.")(
-    guarded(prepare)
-)
+app.command(short_help="A public benchmark folder as a dataset with its published splits.")(guarded(prepare))
 
 
 def _on_sigterm(signum, frame) -> None:
