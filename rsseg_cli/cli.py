@@ -17,7 +17,6 @@ from rsseg_cli import __version__
 from rsseg_cli.cli_errors import guarded
 from rsseg_cli.cli_help import install as install_help_fixes
 from rsseg_cli.cli_options import (
-    BANDS_HELP,
     VECTOR_OUT_HELP,
     AllTouchedOpt,
     CheckpointOpt,
@@ -28,10 +27,7 @@ from rsseg_cli.cli_options import (
     FillHolesOpt,
     LabelFieldOpt,
     MinAreaOpt,
-    NodataOpt,
     OverwriteOpt,
-    P,
-    PixelSpaceOpt,
     PrecisionOpt,
     ReprojectOpt,
     SeedOpt,
@@ -39,12 +35,13 @@ from rsseg_cli.cli_options import (
     SieveOpt,
     SimplifyOpt,
     StudentOpt,
-    T,
     V,
     renamed,
     with_default,
 )
+from rsseg_cli.cli_predict import predict
 from rsseg_cli.cli_prepare import prepare
+from rsseg_cli.cli_tile import tile
 from rsseg_cli.config import DEFAULT_METHOD
 from rsseg_cli.errors import Interrupted
 from rsseg_cli.methods import METHODS
@@ -77,66 +74,7 @@ def _root(
     setup_logging(verbose)
 
 
-@app.command(short_help="Cut scenes into training chips with a leak-free split.")
-@guarded
-def tile(
-    scenes: Annotated[list[Path], typer.Argument(help="Scene rasters (GeoTIFF or any GDAL raster).")],
-    labels: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--labels", "-l", metavar="FILE", help="Labels of the scenes, in order: raster or vector."
-        ),
-    ] = None,
-    unlabeled: Annotated[
-        list[Path] | None,
-        typer.Option("--unlabeled", metavar="SCENE", help="Scenes without labels (unlabeled chips)."),
-    ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write.")] = Path("data"),
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    chip_size: Annotated[
-        int | None, typer.Option(help=with_default("Chip side in pixels.", T, "chip_size"))
-    ] = None,
-    stride: Annotated[
-        int | None, typer.Option(help="Step between chips in pixels. [default: chip size - overlap]")
-    ] = None,
-    overlap_px: Annotated[
-        int | None, typer.Option(help=with_default("Pixels shared by neighbouring chips.", T, "overlap"))
-    ] = None,
-    overlap: Annotated[int | None, typer.Option("--overlap", hidden=True)] = None,  # deprecated: --overlap-px
-    edge: Annotated[
-        str | None, typer.Option(help=with_default("Edge policy: pad, snap or drop.", T, "edge"))
-    ] = None,
-    bands: Annotated[str | None, typer.Option(help=f"{BANDS_HELP} in model order. [default: all]")] = None,
-    nodata: NodataOpt = None,
-    max_nodata: Annotated[
-        float | None,
-        typer.Option(help=with_default("Skip chips with more invalid pixels (0-1).", T, "max_nodata")),
-    ] = None,
-    label_field: LabelFieldOpt = None,
-    all_touched: AllTouchedOpt = None,
-    reproject_labels: ReprojectOpt = None,
-    pixel_space: PixelSpaceOpt = None,
-    workers: Annotated[
-        int | None, typer.Option(help=with_default("Reader/writer threads.", T, "workers"))
-    ] = None,
-    seed: SeedOpt = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing dataset in --out.")] = False,
-    keep_incomplete: Annotated[
-        bool, typer.Option(help="Write the dataset even if its split cannot train (no val chip, ...).")
-    ] = False,
-) -> None:
-    """Cut scenes into georeferenced training chips with a manifest, band statistics and a leak-free split."""
-    from rsseg_cli.commands import tile as command
-
-    options = command.TileOptions(
-        scenes=scenes, labels=labels or [], unlabeled=unlabeled or [], out=out, overwrite=overwrite,
-        keep_incomplete=keep_incomplete, config_files=config or [], overrides=set_ or [], seed=seed, chip_size=chip_size, stride=stride,
-        overlap_px=renamed("--overlap", "--overlap-px", overlap, overlap_px), edge=edge, bands=bands,
-        nodata=nodata, max_nodata=max_nodata, workers=workers, pixel_space=pixel_space, label_field=label_field,
-        all_touched=all_touched, reproject_labels=reproject_labels,
-    )  # fmt: skip
-    command.run(options)
+app.command(short_help="Cut scenes into training chips with a leak-free split.")(guarded(tile))
 
 
 @app.command(short_help="Train a model with a few labels (semi-supervised).")
@@ -233,83 +171,7 @@ def evaluate(
     command.run(options)
 
 
-@app.command(short_help="Predict whole scenes into COG class masks.")
-@guarded
-def predict(
-    scenes: Annotated[list[str], typer.Argument(help="GeoTIFF scenes or quoted globs ('tiles/*.tif').")],
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Class mask (.tif, a COG) or, for several scenes, a folder.")
-    ],
-    checkpoint: CheckpointOpt = None,
-    vector: Annotated[
-        Path | None,
-        typer.Option(help="Also write polygons: FILE.gpkg, FILE.geojson (EPSG:4326) or a folder."),
-    ] = None,
-    probs: Annotated[
-        Path | None,
-        typer.Option(
-            help="Also write class probabilities (uint8, p x 255) and confidence: FILE.tif or a folder."
-        ),
-    ] = None,
-    quicklook: Annotated[
-        Path | None,
-        typer.Option(help="Also write a PNG of the scene beside its predicted classes (or a folder)."),
-    ] = None,
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    overlap_fraction: Annotated[
-        float | None,
-        typer.Option(
-            help=with_default("Share of a window its neighbours overlap, 0 to <1.", P, "overlap_fraction")
-        ),
-    ] = None,
-    overlap: Annotated[float | None, typer.Option("--overlap", hidden=True)] = None,  # deprecated
-    batch_size: Annotated[
-        int | None, typer.Option(help=with_default("Windows per forward pass.", P, "batch_size"))
-    ] = None,
-    tta: Annotated[
-        str | None,
-        typer.Option(
-            help=with_default("Test-time augmentation: none, flip (4 views) or d4 (8 views).", P, "tta")
-        ),
-    ] = None,
-    window: Annotated[
-        int | None, typer.Option(help="Window size in pixels. [default: the training crop]")
-    ] = None,
-    bands: Annotated[
-        str | None, typer.Option(help=f"{BANDS_HELP} to read. [default: as in training]")
-    ] = None,
-    nodata: NodataOpt = None,
-    quicklook_bands: Annotated[
-        str | None, typer.Option(help="Quick-look red,green,blue: '4,3,2' or names. [default: by name]")
-    ] = None,
-    compress: Annotated[
-        str | None, typer.Option(help=with_default("COG compression: deflate, zstd or lzw.", P, "compress"))
-    ] = None,
-    sieve: SieveOpt = None,
-    min_area: MinAreaOpt = None,
-    simplify: SimplifyOpt = None,
-    fill_holes: FillHolesOpt = None,
-    classes: ClassesOpt = None,
-    pixel_space: PixelSpaceOpt = None,
-    student: StudentOpt = None,
-    device: DeviceOpt = None,
-    precision: PrecisionOpt = None,
-    overwrite: OverwriteOpt = False,
-) -> None:
-    """Predict whole scenes with streaming sliding windows into COG class masks (and probabilities, polygons)."""
-    from rsseg_cli.commands import predict as command
-
-    options = command.PredictOptions(
-        scenes=scenes, out=out, checkpoint=checkpoint, vector=vector, probs=probs, quicklook=quicklook,
-        config_files=config or [], overrides=set_ or [],
-        overlap_fraction=renamed("--overlap", "--overlap-fraction", overlap, overlap_fraction),
-        batch_size=batch_size, tta=tta, window=window, bands=bands, nodata=nodata, quicklook_bands=quicklook_bands,
-        compress=compress, pixel_space=pixel_space,
-        device=device, precision=precision, student=student, sieve=sieve, min_area=min_area,
-        simplify=simplify, fill_holes=fill_holes, classes=classes, overwrite=overwrite,
-    )  # fmt: skip
-    command.run(options)
+app.command(short_help="Predict whole scenes into COG class masks.")(guarded(predict))
 
 
 @app.command(short_help="Generate a synthetic scene with its labels.")

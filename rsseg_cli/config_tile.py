@@ -94,6 +94,9 @@ class TileConfig(Strict):
     pixel_space: bool = Field(default=False, description="accept scenes without a CRS (pixel coordinates)")
     compress: Literal["zstd", "deflate", "lzw", "none"] = "zstd"
     workers: int = Field(default=2, ge=1, le=64, description="threads reading and writing chips")
+    processes: int = Field(
+        default=1, ge=1, le=64, description="scenes tiled at once, each in its own process"
+    )
     labels: LabelsConfig = Field(default_factory=LabelsConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
 

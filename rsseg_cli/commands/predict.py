@@ -35,8 +35,11 @@ FLAGS = {
 
 @dataclass
 class PredictOptions:
-    scenes: list[str]  # paths or globs
+    scenes: list[str]  # paths, globs, URLs, /vsi paths, VRTs or STAC Items
     out: Path  # a mask file, or a folder for several scenes
+    scenes_from: Path | None = None  # a text list, CSV or vector file of scenes
+    assets: str | None = None  # STAC Items: asset keys or eo:bands common names, comma-separated
+    mosaic_cog: bool = False  # with a folder: also the mosaic of all masks as a COG
     checkpoint: Path | None = None  # default: the latest run's best checkpoint
     vector: Path | None = None
     probs: Path | None = None

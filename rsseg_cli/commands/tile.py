@@ -22,6 +22,7 @@ FLAGS = {
     "nodata": ("--nodata", "tile.nodata"),
     "max_nodata": ("--max-nodata", "tile.max_nodata"),
     "workers": ("--workers", "tile.workers"),
+    "processes": ("--processes", "tile.processes"),
     "pixel_space": ("--pixel-space", "tile.pixel_space"),
     "label_field": ("--label-field", "tile.labels.field"),
     "all_touched": ("--all-touched", "tile.labels.all_touched"),
@@ -48,6 +49,9 @@ class TileOptions:
     nodata: str | list[float] | None = None  # '0' or '0,0,0,-9999' (one per selected band)
     max_nodata: float | None = None
     workers: int | None = None
+    processes: int | None = None
+    scenes_from: Path | None = None  # a text list, CSV or vector file of scenes
+    assets: str | None = None  # STAC Items: asset keys or eo:bands common names, comma-separated
     pixel_space: bool | None = None
     label_field: str | None = None
     all_touched: bool | None = None

@@ -59,8 +59,8 @@ def test_the_parser_sees_every_kind_of_import(tmp_path):
     assert "rsseg_cli.commands.train" in found
 
 
-# The command line: cli.py and the flag modules of commands registered there (cli_prepare.py).
-CLI_FILES = (Path("cli.py"), Path("cli_prepare.py"))
+# The command line: cli.py and the flag modules of commands registered there (cli_<command>.py).
+CLI_FILES = (Path("cli.py"), Path("cli_prepare.py"), Path("cli_tile.py"), Path("cli_predict.py"))
 
 
 def test_only_the_cli_imports_commands():

@@ -54,10 +54,13 @@ def test_command_list_is_not_cut():
 
 
 def test_arguments_read_as_values():
-    """Repeatable arguments as SCENES... on the usage line and `<path>` in the list, not `<list[Path]>`."""
+    """Repeatable arguments as [SCENES]... on the usage line (optional: --scenes-from may give them) and
+    `<path>` / `<str>` in the list, not `<list[Path]>`."""
     tile = _help("tile")
-    assert "rsseg tile [OPTIONS] SCENES..." in tile
-    assert "scenes... <path>" in tile
+    assert "rsseg tile [OPTIONS] [SCENES]..." in tile
+    assert "scenes... <str>" in tile
+    assert "rsseg stack [OPTIONS] BANDS..." in _help("stack")
+    assert "bands... <path>" in _help("stack")
     assert "[OUT_DIR]" in _help("sample")
 
 
