@@ -60,6 +60,14 @@ class StreamPlan:
     def windows_total(self) -> int:
         return len(self.rows) * sum(len(c) for _, _, c in self.bands())
 
+    def band_count(self) -> int:
+        return -(-self.width // self.band_width)
+
+    def windows_in(self, bands: tuple[int, int]) -> int:
+        """Windows of the column bands [bands[0], bands[1])."""
+        chosen = [c for i, (_, _, c) in enumerate(self.bands()) if bands[0] <= i < bands[1]]
+        return len(self.rows) * sum(len(c) for c in chosen)
+
 
 class StreamPredictor:
     def __init__(
@@ -89,10 +97,21 @@ class StreamPredictor:
     def plan(self, height: int, width: int) -> StreamPlan:
         return StreamPlan(height, width, self.window, self.stride, self.band_width)
 
-    def run(self, read: WindowReader, height: int, width: int, sink: Sink, on_window=None) -> StreamPlan:
+    def run(
+        self,
+        read: WindowReader,
+        height: int,
+        width: int,
+        sink: Sink,
+        on_window=None,
+        bands: tuple[int, int] | None = None,
+    ) -> StreamPlan:
+        """Predict the scene, or only its column bands [bands[0], bands[1]) (a share of a scene split across
+        processes: each band is computed exactly as in a whole-scene run, halo windows included)."""
         plan = self.plan(height, width)
-        for x0, x1, cols in plan.bands():
-            self._band(plan, read, x0, x1, cols, sink, on_window)
+        for i, (x0, x1, cols) in enumerate(plan.bands()):
+            if bands is None or bands[0] <= i < bands[1]:
+                self._band(plan, read, x0, x1, cols, sink, on_window)
         return plan
 
     # ----------------------------------------------------------------------------------------------
