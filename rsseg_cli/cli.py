@@ -44,6 +44,7 @@ from rsseg_cli.cli_prepare import prepare
 from rsseg_cli.cli_tile import tile
 from rsseg_cli.config import DEFAULT_METHOD
 from rsseg_cli.errors import Interrupted
+from rsseg_cli.geo.gdal_env import apply_cloud_defaults
 from rsseg_cli.methods import METHODS
 from rsseg_cli.progress import console, setup_logging
 
@@ -290,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
     # GDAL's block cache defaults to 5 % of RAM; windowed work needs little, and a bounded cache keeps peak
     # memory independent of the machine. Users can still set it.
     os.environ.setdefault("GDAL_CACHEMAX", "128")
+    # Cloud inputs: no directory listing on open, retries, a bounded cache (each unless the user set it).
+    apply_cloud_defaults()
     try:
         app(args=argv, prog_name="rsseg")
     except SystemExit:

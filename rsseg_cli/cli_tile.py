@@ -31,13 +31,13 @@ def tile(
         ),
     ] = None,
     labels: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Option(
             "--labels", "-l", metavar="FILE", help="Labels of the scenes, in order: raster or vector."
         ),
     ] = None,
     unlabeled: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Option("--unlabeled", metavar="SCENE", help="Scenes without labels (unlabeled chips)."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to write.")] = Path("data"),

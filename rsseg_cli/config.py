@@ -273,6 +273,14 @@ class PredictConfig(Strict):
     device: DEVICE = Field(default="auto", description="auto, cpu, cuda, cuda:N")
     precision: PRECISION = Field(default="auto", description="auto: bf16/fp16 autocast on a GPU, fp32 on CPU")
     student: str | None = Field(default=None, description="Co2S: clip, dinov3 or ensemble; default the best")
+    band_width: int = Field(
+        default=4096, ge=64, description="column band width in px: memory ~ band width x window x classes"
+    )
+    split_megapixels: float = Field(
+        default=256.0,
+        gt=0,
+        description="under torchrun, a scene above this size is split into column bands across the processes",
+    )
     vector: PolygonConfig = Field(default_factory=PolygonConfig, description="polygons with --vector")
 
     @field_validator("bands", "quicklook_bands", mode="before")

@@ -63,7 +63,9 @@ class PredictOptions:
     simplify: float | None = None
     fill_holes: float | None = None
     classes: str | list[int | str] | None = None  # 'water,building' or a list
-    overwrite: bool = False  # replace existing outputs (otherwise they are refused before any work)
+    # Redo every scene. Otherwise a mask file that exists is refused before any work, and in an output folder
+    # scenes whose outputs are complete and newer than the scene are skipped.
+    overwrite: bool = False
     config: Config = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,7 +74,9 @@ class PredictOptions:
 
 
 def run(options: PredictOptions) -> list[SceneResult]:
-    from rsseg_cli.predict.run import predict_scenes, print_predict_summary
+    """Predict, print the summary, then fail (exit 2 when every failed scene was bad input, else 1) when any
+    scene of a folder batch failed: the others are done by then."""
+    from rsseg_cli.predict.run import predict_scenes, print_predict_summary, raise_for_failures
 
     results = predict_scenes(
         options.scenes,
@@ -83,6 +87,12 @@ def run(options: PredictOptions) -> list[SceneResult]:
         settings=options.config.predict,
         quicklook=options.quicklook,
         overwrite=options.overwrite,
+        scenes_from=options.scenes_from,
+        assets=options.assets,
+        mosaic_cog=options.mosaic_cog,
     )
+    if not results:  # a torchrun rank other than 0: rank 0 reports for all
+        return results
     print_predict_summary(results)
+    raise_for_failures(results, options.out)
     return results

@@ -32,9 +32,11 @@ FLAGS = {
 
 @dataclass
 class TileOptions:
-    scenes: list[Path]
-    labels: list[Path] = field(default_factory=list)
-    unlabeled: list[Path] = field(default_factory=list)
+    scenes: list[
+        str
+    ]  # paths, URLs, s3:// gs:// az:// or /vsi paths, STAC Items (as given: dataset.yaml records them)
+    labels: list[str] = field(default_factory=list)  # raster or vector files, local or remote, in scene order
+    unlabeled: list[str] = field(default_factory=list)
     out: Path = Path("data")
     overwrite: bool = False
     keep_incomplete: bool = False  # write a dataset whose split cannot train (the user asked for it)
@@ -66,15 +68,19 @@ class TileOptions:
 def run(options: TileOptions) -> TileResult:
     from rsseg_cli.data.summary import print_tile_summary
     from rsseg_cli.data.tiling import tile_scenes
+    from rsseg_cli.geo.sources import read_scene_list, split_assets
 
+    # Listed scenes follow the ones on the command line, so --labels pair with them in that order.
+    listed = read_scene_list(options.scenes_from) if options.scenes_from is not None else []
     result = tile_scenes(
-        options.scenes,
-        options.labels,
+        [str(s) for s in options.scenes] + listed,
+        [str(p) for p in options.labels],
         options.out,
         options.config,
-        unlabeled=options.unlabeled,
+        unlabeled=[str(s) for s in options.unlabeled],
         overwrite=options.overwrite,
         keep_incomplete=options.keep_incomplete,
+        assets=split_assets(options.assets),
     )
     print_tile_summary(result)
     return result

@@ -24,7 +24,8 @@ from rsseg_cli.data.classes import ClassTable, ValueMap, check_label_values
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import CLASS_TAG, class_table_from_tag, read_colormap, rgb_to_hex
 from rsseg_cli.geo.grid import GridWindow
-from rsseg_cli.geo.raster import SceneInfo, damaged, open_raster, same_grid
+from rsseg_cli.geo.raster import SceneInfo, as_raster_path, damaged, open_raster, same_grid
+from rsseg_cli.geo.sources import GdalPath, explain_open_failure
 
 # rasterize() burns polygons into an in-memory dataset of its own, which some GDAL builds report as "not
 # georeferenced" from the reader threads: a warning about rasterio's internals, not about the user's files.
@@ -41,7 +42,7 @@ class LabelReader(Protocol):
 
 
 class LabelSource(Protocol):
-    path: Path
+    path: Path | GdalPath  # a local file, or a URL / object-store / /vsi path GDAL opens as it is
     kind: str
 
     def value_counts(self) -> Counter: ...
@@ -50,8 +51,8 @@ class LabelSource(Protocol):
     def reader(self) -> LabelReader: ...
 
 
-def label_source(path: Path, scene: SceneInfo, cfg: LabelsConfig) -> LabelSource:
-    path = Path(path)
+def label_source(path: Path | str, scene: SceneInfo, cfg: LabelsConfig) -> LabelSource:
+    path = as_raster_path(path)
     if path.suffix.lower() in VECTOR_SUFFIXES:
         return VectorLabels(path, scene, cfg)
     return RasterLabels(path, scene, cfg)
@@ -64,7 +65,7 @@ def label_source(path: Path, scene: SceneInfo, cfg: LabelsConfig) -> LabelSource
 class RasterLabels:
     kind = "raster"
 
-    def __init__(self, path: Path, scene: SceneInfo, cfg: LabelsConfig):
+    def __init__(self, path: Path | GdalPath, scene: SceneInfo, cfg: LabelsConfig):
         self.path = path
         self.scene = scene
         self.cfg = cfg
@@ -238,7 +239,7 @@ def _classes_by_value(table: list[dict] | None) -> dict[int, dict]:
 class VectorLabels:
     kind = "vector"
 
-    def __init__(self, path: Path, scene: SceneInfo, cfg: LabelsConfig):
+    def __init__(self, path: Path | GdalPath, scene: SceneInfo, cfg: LabelsConfig):
         import geopandas as gpd  # heavy; only when vector labels are used
 
         self.path = path
@@ -249,6 +250,8 @@ class VectorLabels:
         try:
             frame = gpd.read_file(path)
         except Exception as exc:  # pyogrio raises several types for unreadable files
+            if isinstance(path, GdalPath):
+                raise explain_open_failure(str(path), str(exc), "vector labels") from None
             raise UserError(
                 f"The vector labels {path} could not be read ({str(exc).strip()}). "
                 "Pass a GeoPackage, GeoJSON or Shapefile."

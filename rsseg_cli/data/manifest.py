@@ -101,7 +101,7 @@ def write_manifest(
         "statistics": stats.summary(),
         "scenes": {
             j.scene.name: {
-                "path": str(j.scene.path.resolve()),
+                "path": j.scene.given or str(j.scene.path.resolve()),
                 "labels": str(j.labels.path.resolve()) if j.labels else None,
                 "labels_kind": j.labels.kind if j.labels else None,
                 "crs": j.scene.crs_wkt,

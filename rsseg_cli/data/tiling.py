@@ -33,6 +33,7 @@ from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import MASK_NODATA, write_class_metadata
 from rsseg_cli.geo.grid import GridWindow, window_grid
 from rsseg_cli.geo.raster import SceneInfo, describe_scene, read_window, window_footprint
+from rsseg_cli.geo.sources import SceneSource, parse_source
 from rsseg_cli.progress import progress
 
 log = logging.getLogger("rsseg")
@@ -56,8 +57,10 @@ class _Job:
     labels: LabelSource | None
 
 
-def plan_scenes(scenes: list[Path], labels: list[Path], unlabeled: list[Path], cfg: Config) -> list[_Job]:
-    """Open and check every input before anything is written."""
+def plan_scenes(
+    scenes: list, labels: list, unlabeled: list, cfg: Config, assets: list | None = None
+) -> list[_Job]:
+    """Open and check every input (paths, URLs, /vsi paths, STAC Items, SceneSources) before writing."""
     if not scenes and not unlabeled:
         raise UserError("No scene given. Usage: rsseg tile SCENE.tif [SCENE ...] --labels LABELS.tif")
     if len(labels) > len(scenes):
@@ -68,14 +71,15 @@ def plan_scenes(scenes: list[Path], labels: list[Path], unlabeled: list[Path], c
     tile = cfg.tile
     jobs: list[_Job] = []
     names: Counter = Counter()
-    for i, path in enumerate([*scenes, *unlabeled]):
-        info = describe_scene(Path(path), tile.bands, tile.pixel_space, nodata=tile.nodata)
+    for i, given in enumerate([*scenes, *unlabeled]):
+        source = given if isinstance(given, SceneSource) else parse_source(given, assets)
+        info = describe_scene(source, tile.bands, tile.pixel_space, nodata=tile.nodata)
         names[info.name] += 1
         if names[info.name] > 1:
             info.name = f"{info.name}_{names[info.name]}"
         _check_chip_fits(info, tile.chip_size, tile.edge)
-        source = label_source(Path(labels[i]), info, tile.labels) if i < len(labels) else None
-        jobs.append(_Job(info, source))
+        labels_of = label_source(labels[i], info, tile.labels) if i < len(labels) else None
+        jobs.append(_Job(info, labels_of))
     first = jobs[0].scene
     for job in jobs[1:]:
         s = job.scene
@@ -163,21 +167,22 @@ def check_output(out: Path, overwrite: bool) -> None:
 
 
 def tile_scenes(
-    scenes: list[Path],
-    labels: list[Path],
+    scenes: list[str | Path | SceneSource],
+    labels: list[str | Path],
     out: Path,
     cfg: Config,
     *,
-    unlabeled: list[Path] = (),
+    unlabeled: list[str | Path | SceneSource] = (),
     overwrite: bool = False,
     keep_incomplete: bool = False,
+    assets: list[str] | None = None,
 ) -> TileResult:
     import time
 
     t0 = time.perf_counter()
     out = Path(out)
     check_output(out, overwrite)
-    jobs = plan_scenes(list(scenes), list(labels), list(unlabeled), cfg)
+    jobs = plan_scenes(list(scenes), list(labels), list(unlabeled), cfg, assets)
     table = resolve_classes(jobs, cfg)
     num_classes = len(table) if table else 0
     tile = cfg.tile

@@ -24,6 +24,7 @@ from rasterio.windows import Window
 
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.nodata import check_declared, format_nodata
+from rsseg_cli.geo.sources import GdalPath, SceneSource, check_range_support, explain_open_failure, is_remote
 
 log = logging.getLogger("rsseg")
 
@@ -34,7 +35,7 @@ SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "f
 class SceneInfo:
     """What tiling and inference need to know about one scene; cheap to pass to worker threads."""
 
-    path: Path
+    path: Path | GdalPath  # what rasterio opens: a local file, or a /vsi path / STAC VRT of a remote scene
     name: str
     height: int
     width: int
@@ -48,6 +49,9 @@ class SceneInfo:
     mask_kind: str  # "all_valid" | "nodata" | "mask": how validity is derived
     res: tuple[float, float] = field(default=(1.0, 1.0))
     nodata_source: str = "file"  # "file": the file's tags/mask; "declared": --nodata (on top of a mask)
+    given: str | None = (
+        None  # what the user wrote, for a URL, /vsi path or STAC Item (dataset.yaml records it)
+    )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -62,22 +66,43 @@ class SceneInfo:
         return self.crs.to_epsg() if self.crs else None
 
 
-def open_raster(path: Path, what: str = "scene") -> rasterio.DatasetReader:
-    """Open a raster or explain why it cannot be one."""
-    path = Path(path)
-    if not path.exists():
+def as_raster_path(path: Path | str) -> Path | GdalPath:
+    """A local path as a Path; a URL, object-store or /vsi path as a GdalPath (pathlib would fold '//')."""
+    text = str(path)
+    if is_remote(text):
+        from rsseg_cli.geo.sources import gdal_uri
+
+        return GdalPath(gdal_uri(text))
+    return Path(path)
+
+
+def open_raster(path: Path | str, what: str = "scene") -> rasterio.DatasetReader:
+    """Open a raster or explain why it cannot be one. Remote paths are not checked locally: GDAL's error on
+    opening them is explained (not found, no range requests, credentials)."""
+    path = as_raster_path(path)
+    remote = isinstance(path, GdalPath)
+    if not remote and not path.exists():
         raise UserError(f"The {what} {path} does not exist. Check the path.")
-    if path.is_dir():
+    if not remote and path.is_dir():
         raise UserError(f"The {what} {path} is a folder; pass a raster file such as a GeoTIFF.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
+            src = rasterio.open(path)
     except RasterioIOError as exc:
+        if remote:
+            raise explain_open_failure(str(path), str(exc), what) from None
         raise UserError(
             f"The {what} {path} is not a raster GDAL can read ({str(exc).strip()}). "
             "Pass a GeoTIFF or another GDAL raster format."
         ) from None
+    if remote:
+        try:
+            check_range_support(str(path), what)
+        except UserError:
+            src.close()
+            raise
+    return src
 
 
 # GDAL colour interpretation names a band when it has no description (an RGB GeoTIFF, a JPEG). Only these
@@ -102,7 +127,7 @@ def _band_names(src: rasterio.DatasetReader) -> list[str]:
 def select_bands(
     src: rasterio.DatasetReader,
     bands: list[int | str] | None,
-    path: Path,
+    path: Path | str,
     setting: str = "tile.bands or --bands",
 ) -> list[int]:
     """Resolve a band selection (1-based indices or names) to 1-based indices; `setting` names where the
@@ -148,7 +173,7 @@ def gdal_type(dtype: str) -> str:
 
 
 def mixed_dtypes_message(
-    names: list[str], dtypes: list[str], paths: list[Path] | None = None, scene: Path | None = None
+    names: list[str], dtypes: list[str], paths: list[Path] | None = None, scene: Path | GdalPath | None = None
 ) -> str:
     """Why bands of several pixel types are refused and how to convert them: the odd bands against the type
     most bands have (GDAL, a VRT in particular, allows a type per band; rsseg reads one per scene)."""
@@ -211,7 +236,7 @@ def _declare(
 
 
 def describe_scene(
-    path: Path,
+    path: Path | str | SceneSource,
     bands: list[int | str] | None = None,
     pixel_space: bool = False,
     what: str = "scene",
@@ -219,8 +244,11 @@ def describe_scene(
 ) -> SceneInfo:
     """Open, check and describe a scene; raises UserError with a fix for anything unusable. `nodata`: values
     declared by the user (one, or one per selected band) that replace the file's nodata tags or add to its
-    mask. A scene (not a prediction) without any, whose edge looks like a fill collar, gets a warning."""
-    path = Path(path)
+    mask. A scene (not a prediction) without any, whose edge looks like a fill collar, gets a warning.
+    A SceneSource names the scene (a URL's stem, a STAC Item's id); a path is named by its stem."""
+    source = path if isinstance(path, SceneSource) else None
+    path = source.path if source is not None else as_raster_path(path)
+    given = source.given if source is not None and source.uri != str(source.local) else None
     with open_raster(path, what) as src:
         if len(set(src.dtypes)) > 1:
             detail = mixed_dtypes_message(_band_names(src), list(src.dtypes), scene=path)
@@ -250,7 +278,7 @@ def describe_scene(
                 warn_collar(src, indexes, path)
         return SceneInfo(
             path=path,
-            name=path.stem,
+            name=source.name if source is not None else path.stem,
             height=src.height,
             width=src.width,
             count=src.count,
@@ -263,6 +291,7 @@ def describe_scene(
             mask_kind=kind,
             res=(abs(src.res[0]), abs(src.res[1])),
             nodata_source="file" if nodata is None else "declared",
+            given=given if given is not None or not isinstance(path, GdalPath) else str(path),
         )
 
 

@@ -1,5 +1,6 @@
-"""What `rsseg predict` is asked to do: scenes (paths and globs), where each output goes, and whether a
-scene matches what the checkpoint was trained on (bands, dtype)."""
+"""What `rsseg predict` is asked to do: scenes (paths, globs, URLs, object-store and /vsi paths, STAC Items,
+--scenes-from lists), where each output goes, and whether a scene matches what the checkpoint was trained
+on (bands, dtype)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from rsseg_cli.engine.checkpoint import Checkpoint
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.raster import SceneInfo, describe_scene
+from rsseg_cli.geo.sources import SceneSource, is_remote, parse_source, read_scene_list, split_assets
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json")
@@ -17,7 +19,7 @@ VECTOR_SUFFIXES = (".gpkg", ".geojson", ".json")
 
 @dataclass(frozen=True)
 class SceneJob:
-    scene: Path
+    scene: SceneSource  # outputs are named by scene.name
     mask: Path
     probs: Path | None = None
     vector: Path | None = None
@@ -28,28 +30,34 @@ class SceneJob:
         return [p for p in (self.mask, self.probs, self.vector, self.quicklook) if p is not None]
 
 
-def expand_scenes(args: list[str]) -> list[Path]:
-    """Paths and glob patterns (quoted, so the shell leaves them alone) -> existing files, in order."""
-    found: list[Path] = []
-    for arg in args:
-        if any(ch in arg for ch in "*?["):
+def expand_scenes(
+    args: list[str], scenes_from: Path | None = None, assets: list[str] | str | None = None
+) -> list[SceneSource]:
+    """Scene arguments (paths, quoted glob patterns, URLs, s3:// gs:// az:// and /vsi paths, STAC Items) and
+    the scenes listed in `scenes_from` -> SceneSources, in order, each once. Local files must exist; remote
+    ones are checked when GDAL opens them. `assets` chooses the bands of STAC Items."""
+    texts = list(args) + (read_scene_list(scenes_from) if scenes_from is not None else [])
+    chosen = split_assets(assets)
+    found: list[SceneSource] = []
+    for arg in texts:
+        if not is_remote(arg) and any(ch in arg for ch in "*?["):
             hits = sorted(Path(p) for p in glob.glob(arg, recursive=True) if Path(p).is_file())
             if not hits:
                 raise UserError(
                     f"No file matches {arg!r}. Check the pattern (quote it so the shell passes it on)."
                 )
-            found.extend(hits)
+            found.extend(parse_source(str(p), chosen) for p in hits)
             continue
-        path = Path(arg)
-        if path.is_dir():
-            raise UserError(f"{path} is a folder. Pass the scenes in it, e.g. '{path}/*.tif' (quoted).")
-        if not path.exists():
-            raise UserError(f"The scene {path} does not exist.")
-        found.append(path)
-    unique: dict[Path, Path] = {}
-    for p in found:
-        unique.setdefault(p.resolve(), p)
+        found.append(parse_source(arg, chosen))
+    unique: dict[str, SceneSource] = {}
+    for s in found:
+        unique.setdefault(_identity(s), s)
     return list(unique.values())
+
+
+def _identity(source: SceneSource) -> str:
+    """Two arguments naming the same input (./a.tif and a.tif) are one scene."""
+    return str(source.local.resolve()) if source.local is not None else source.uri
 
 
 def _is_folder(path: Path) -> bool:
@@ -57,7 +65,7 @@ def _is_folder(path: Path) -> bool:
 
 
 def plan_jobs(
-    scenes: list[Path],
+    scenes: list[SceneSource],
     out: Path,
     probs: Path | None,
     vector: Path | None,
@@ -72,22 +80,22 @@ def plan_jobs(
         )
     if not _is_folder(out) and out.suffix.lower() not in RASTER_SUFFIXES:
         raise UserError(f"--out {out} must be a GeoTIFF (.tif) or a folder.")
-    stems: dict[str, Path] = {}
+    stems: dict[str, SceneSource] = {}
     for s in scenes:
-        if s.stem in stems:
+        if s.name in stems:
             raise UserError(
-                f"The scenes {stems[s.stem]} and {s} share the name {s.stem!r}, so their outputs would "
+                f"The scenes {stems[s.name]} and {s} share the name {s.name!r}, so their outputs would "
                 "overwrite each other. Rename one, or predict them into different folders."
             )
-        stems[s.stem] = s
+        stems[s.name] = s
 
     def target(
-        option: Path | None, flag: str, suffix: str, allowed: tuple[str, ...], scene: Path
+        option: Path | None, flag: str, suffix: str, allowed: tuple[str, ...], scene: SceneSource
     ) -> Path | None:
         if option is None:
             return None
         if _is_folder(option):
-            return option / f"{scene.stem}{suffix}"
+            return option / f"{scene.name}{suffix}"
         if many:
             raise UserError(f"With several scenes, {flag} takes a folder (each scene gets its own file).")
         if option.suffix.lower() not in allowed:
@@ -95,11 +103,11 @@ def plan_jobs(
         return option
 
     jobs = []
-    inputs = {s.resolve() for s in scenes}
+    inputs = {s.local.resolve() for s in scenes if s.local is not None}
     for s in scenes:
         job = SceneJob(
             scene=s,
-            mask=out / f"{s.stem}.tif" if _is_folder(out) else out,
+            mask=out / f"{s.name}.tif" if _is_folder(out) else out,
             probs=target(probs, "--probs", "_probs.tif", RASTER_SUFFIXES, s),
             vector=target(vector, "--vector", ".gpkg", VECTOR_SUFFIXES, s),
             quicklook=target(quicklook, "--quicklook", "_quicklook.png", (".png",), s),
@@ -132,13 +140,13 @@ def _refuse_existing(jobs: list[SceneJob]) -> None:
 
 
 def match_scene(
-    path: Path,
+    path: SceneSource | Path | str,
     ckpt: Checkpoint,
     bands: list[int | str] | None,
     pixel_space: bool,
     nodata: list[float] | None = None,
 ) -> SceneInfo:
-    """Describe `path` with the checkpoint's band selection, refusing anything the model was not trained on;
+    """Describe the scene `path` with the checkpoint's band selection, refusing anything the model was not trained on;
     `nodata`: values declared with --nodata (predict.nodata)."""
     indexes = [int(b["index"]) for b in ckpt.bands]
     if bands is None and indexes != list(range(1, len(indexes) + 1)):

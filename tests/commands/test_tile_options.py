@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
@@ -23,11 +21,21 @@ def test_flags_reach_the_config(cli, tile_spy, tmp_path):
             "--edge", "snap", "--workers", "3", "--seed", "5", "--out", tmp_path / "d")  # fmt: skip
     assert r.code == 0, r.err
     scenes, labels, out, cfg = tile_spy.args
-    assert scenes == [Path("s.tif")] and labels == [] and out == tmp_path / "d"
+    assert scenes == ["s.tif"] and labels == [] and out == tmp_path / "d"  # as given: URLs stay URLs
     assert (cfg.tile.chip_size, cfg.tile.overlap, cfg.tile.effective_stride) == (64, 8, 56)
     assert cfg.tile.bands == [4, 3, 2] and cfg.tile.labels.all_touched is False
     assert (cfg.tile.edge, cfg.tile.workers, cfg.seed) == ("snap", 3, 5)
     assert "Deprecated" not in r.err
+
+
+def test_urls_scene_lists_and_assets_reach_tile_scenes(cli, tile_spy, tmp_path):
+    (tmp_path / "more.txt").write_text("# listed scenes follow the arguments\ns3://bucket/b.tif\nlocal.tif\n")
+    r = cli("tile", "https://h.example/a.tif?sig=x", "--scenes-from", tmp_path / "more.txt",
+            "--assets", "red, nir", "--out", tmp_path / "d")  # fmt: skip
+    assert r.code == 0, r.err
+    scenes = tile_spy.args[0]
+    assert scenes == ["https://h.example/a.tif?sig=x", "s3://bucket/b.tif", str(tmp_path / "local.tif")]
+    assert tile_spy.calls[-1][1]["assets"] == ["red", "nir"]
 
 
 def test_deprecated_overlap_keeps_its_meaning_in_pixels(cli, tile_spy):
@@ -78,15 +86,13 @@ def test_messages_name_the_installed_reference_config(cli, tile_spy):
 
 
 def test_options_object_validates_on_construction():
-    opts = TileOptions(
-        [Path("a.tif")], bands="red, green ,blue", overrides=["tile.chip_size=128"], chip_size=96
-    )
+    opts = TileOptions(["a.tif"], bands="red, green ,blue", overrides=["tile.chip_size=128"], chip_size=96)
     assert opts.config.tile.bands == ["red", "green", "blue"]
     assert opts.config.tile.chip_size == 96  # a flag wins over --set
     from rsseg_cli.errors import UserError
 
     with pytest.raises(UserError, match="--stride"):
-        TileOptions([Path("a.tif")], stride=0)
+        TileOptions(["a.tif"], stride=0)
 
 
 def test_help_has_no_type_tags_and_hides_deprecated_spellings(cli):

@@ -208,7 +208,10 @@ def test_several_scenes_and_globs_into_a_folder(tmp_path, cli, checkpoint):
             "--checkpoint", checkpoint, "--probs", tmp_path / "probs")  # fmt: skip
     assert r.code == 0, r.err
     masks = sorted(p.name for p in (tmp_path / "preds").iterdir())
-    assert masks == ["a.tif", "a.tif.aux.xml", "b.tif", "b.tif.aux.xml", "c.tif", "c.tif.aux.xml"]  # a once
+    assert masks == [  # a once; a folder batch also gets its manifest, mosaic and footprints
+        "a.tif", "a.tif.aux.xml", "b.tif", "b.tif.aux.xml", "c.tif", "c.tif.aux.xml",
+        "footprints.gpkg", "mosaic.vrt", "predict_manifest.jsonl",
+    ]  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "probs").iterdir()) == [
         "a_probs.tif",
         "b_probs.tif",
@@ -353,7 +356,44 @@ def test_vector_geojson_is_wgs84_and_bad_class_selection_stops_before_inference(
 
 
 @pytest.mark.parametrize("which", ["mask", "probs", "vector", "quicklook"])
-def test_an_existing_output_is_refused_before_any_work(tmp_path, cli, checkpoint, monkeypatch, which):
+def test_an_existing_output_file_is_refused_before_any_work(tmp_path, cli, checkpoint, monkeypatch, which):
+    """A single --out mask.tif (no manifest to tell a finished output from another file): refused up front
+    without --overwrite, as the product says. (In an output folder existing outputs are skipped or redone:
+    tests/predict/test_batch.py.)"""
+    scene = write_raster(tmp_path / "a.tif", scene_data(40, 40))
+    outputs = {
+        "mask": tmp_path / "out" / "m.tif",
+        "probs": tmp_path / "out" / "p.tif",
+        "vector": tmp_path / "out" / "v.gpkg",
+        "quicklook": tmp_path / "out" / "q.png",
+    }
+    args = ["--checkpoint", checkpoint, "--out", outputs["mask"], "--probs", outputs["probs"],
+            "--vector", outputs["vector"], "--quicklook", outputs["quicklook"]]  # fmt: skip
+    existing = outputs[which]
+    existing.parent.mkdir()
+    existing.write_bytes(b"an earlier result")
+
+    import rsseg_cli.predict.run as run_module
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "load_inference_model", no_model)
+        r = cli("predict", scene, *args)
+    assert r.code == 2, r.err
+    text = " ".join(r.err.split())
+    assert str(existing) in text and "--overwrite" in text and "Traceback" not in text
+    assert existing.read_bytes() == b"an earlier result"
+    assert not any(p.exists() for p in outputs.values() if p != existing)
+
+    r = cli("predict", scene, *args, "--overwrite")
+    assert r.code == 0, r.err
+    assert existing.read_bytes() != b"an earlier result" and all(p.exists() for p in outputs.values())
+
+
+@pytest.mark.parametrize("which", ["mask", "probs", "vector", "quicklook"])
+def test_an_existing_output_in_a_folder_that_rsseg_did_not_finish_is_redone(tmp_path, cli, checkpoint, which):
     (tmp_path / "in").mkdir()
     for name in ("a", "b"):
         write_raster(tmp_path / "in" / f"{name}.tif", scene_data(40, 40))
@@ -367,21 +407,7 @@ def test_an_existing_output_is_refused_before_any_work(tmp_path, cli, checkpoint
     }[which]
     existing.parent.mkdir()
     existing.write_bytes(b"an earlier result")
-
-    import rsseg_cli.predict.run as run_module
-
-    def no_model(*a, **k):
-        raise AssertionError("the model was loaded before the outputs were checked")
-
-    with monkeypatch.context() as m:
-        m.setattr(run_module, "load_inference_model", no_model)
-        r = cli("predict", str(tmp_path / "in" / "*.tif"), *args)
-    assert r.code == 2, r.err
-    text = " ".join(r.err.split())
-    assert str(existing) in text and "--overwrite" in text and "Traceback" not in text
-    assert existing.read_bytes() == b"an earlier result"
-    assert not (tmp_path / "preds" / "a.tif").exists()  # the first scene was not predicted either
-
-    r = cli("predict", str(tmp_path / "in" / "*.tif"), *args, "--overwrite")
+    r = cli("predict", str(tmp_path / "in" / "*.tif"), *args)
     assert r.code == 0, r.err
+    assert "b.tif: predicting again" in " ".join(r.err.split())  # said so
     assert existing.read_bytes() != b"an earlier result" and (tmp_path / "preds" / "a.tif").exists()
