@@ -31,7 +31,7 @@ from rsseg_cli.runs import clear_incomplete_run, mark_latest, new_run_dir, run_f
 log = logging.getLogger("rsseg")
 
 
-def _check_dataset(data: ChipDataset, cfg: Config, lists: PublishedSplit | None) -> list[int | None]:
+def _check_dataset(data: ChipDataset, cfg: Config, lists: PublishedSplit | None = None) -> list[int | None]:
     if data.num_classes == 0:
         raise UserError(f"The dataset {data.root} has no class table (it was tiled without labels).")
     if cfg.train.validation and lists is None and not len(data.split("val", labeled=True)):

@@ -23,11 +23,19 @@ def scene(monkeypatch):
 def test_chip_mode_defaults_and_flags(cli, chips, tmp_path):
     assert cli("evaluate").code == 0
     r = cli("evaluate", "--checkpoint", tmp_path / "b.pt", "--data", tmp_path / "d", "--split", "test",
-            "--device", "cpu", "--precision", "fp32", "--student", "dinov3", "--out", tmp_path / "o")  # fmt: skip
+            "--device", "cpu", "--precision", "fp32", "--student", "dinov3", "--out", tmp_path / "o",
+            "--protocol", "co2s", "--set", "evaluate.exclude_classes=[road]")  # fmt: skip
     assert r.code == 0, r.err
     (default_args, _), (args, _) = chips.calls
-    assert default_args == (None, None, "val", None, "auto", "auto", None)
-    assert args == (tmp_path / "b.pt", tmp_path / "d", "test", tmp_path / "o", "cpu", "fp32", "dinov3")
+    assert default_args == (None, None, "val", None, "auto", "auto", None, None, None)
+    assert args == (
+        tmp_path / "b.pt", tmp_path / "d", "test", tmp_path / "o", "cpu", "fp32", "dinov3", "co2s", ["road"]
+    )  # fmt: skip
+
+
+def test_protocol_must_be_a_known_one(cli, chips):
+    assert_user_error(cli("evaluate", "--protocol", "mmseg"), "evaluate.protocol", "(--protocol)", "'co2s'")
+    assert not chips.calls
 
 
 def test_precedence_flag_over_set_over_file(cli, chips, tmp_path):

@@ -83,7 +83,11 @@ def test_paths_and_switches_reach_training(cli, training, tmp_path):
     r = cli("train", "--data", tmp_path / "d", "--out", tmp_path / "r", "--resume", "--stop-after", "3")
     assert r.code == 0, r.err
     assert training.args[0] == tmp_path / "d"
-    assert training.kwargs == dict(out=tmp_path / "r", split_file=None, resume=True, stop_after=3)
+    assert training.kwargs == dict(
+        out=tmp_path / "r", split_file=None, resume=True, stop_after=3, published=None
+    )
+    assert cli("train", "--split", "co2s/1_8").code == 0
+    assert training.calls[-1][1]["published"] == "co2s/1_8"
 
 
 def test_options_object():

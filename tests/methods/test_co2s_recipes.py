@@ -113,9 +113,11 @@ def test_header_documents_the_recipe(name):
     header = text[: text.index("\nclasses:")]
     assert all(line.startswith("#") for line in header.splitlines())
     assert "rsseg tile" in header and "rsseg train" in header
+    assert "rsseg prepare" in header and "--split co2s/" in header  # the paper's own lists
     assert f"configs/co2s/{name}.yaml" in header
     assert "mIoU" in header
     for share, miou in PUBLISHED[name].items():
         assert f"{share} {miou}" in header, f"{name}: published {share} mIoU {miou} missing from the header"
     data = yaml.safe_load(text)
-    assert set(data) == {"classes", "tile", "model", "train"}
+    assert set(data) == {"classes", "tile", "model", "train", "evaluate"}
+    assert data["evaluate"] == {"protocol": "co2s"}
