@@ -7,32 +7,27 @@ GIL), each with its own dataset handles, and at most a few windows per thread ar
 from __future__ import annotations
 
 import logging
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.windows import transform as window_transform
 
 from rsseg_cli.atomic import atomic_dir
-from rsseg_cli.config import IGNORE_INDEX, Config, reference_config
+from rsseg_cli.config import Config, reference_config
 from rsseg_cli.data.chips import Chip
 from rsseg_cli.data.classes import ClassTable, check_label_values
-from rsseg_cli.data.label_cells import CellCounts, LabelCells, count_cells
-from rsseg_cli.data.labels import LabelSource, label_source
+from rsseg_cli.data.label_cells import LabelCells
+from rsseg_cli.data.labels import label_source
 from rsseg_cli.data.manifest import write_manifest
 from rsseg_cli.data.split_labels import LabelSplitInputs
 from rsseg_cli.data.splits import SceneGeometry, assign_splits, labeled_pixel_report
 from rsseg_cli.data.stats import BandStats
+from rsseg_cli.data.tile_workers import _Job, scene_outcomes
 from rsseg_cli.data.trainable import check_trainable
 from rsseg_cli.errors import UserError
-from rsseg_cli.geo.class_raster import MASK_NODATA, write_class_metadata
-from rsseg_cli.geo.grid import GridWindow, window_grid
-from rsseg_cli.geo.raster import SceneInfo, describe_scene, read_window, window_footprint
+from rsseg_cli.geo.grid import window_grid
+from rsseg_cli.geo.raster import SceneInfo, describe_scene
 from rsseg_cli.geo.sources import SceneSource, parse_source
 from rsseg_cli.progress import progress
 
@@ -49,12 +44,6 @@ class TileResult:
     dropped: dict[str, int]
     windows: int
     seconds: float
-
-
-@dataclass
-class _Job:
-    scene: SceneInfo
-    labels: LabelSource | None
 
 
 def plan_scenes(
@@ -204,13 +193,11 @@ def tile_scenes(
     }
     with atomic_dir(out) as tmp:
         with progress("tile", total_windows, unit="chips") as bar:
-            for job in jobs:
-                writer = _ChipWriter(
-                    tmp, job, table, num_classes, tile.max_nodata, COMPRESSION[tile.compress]
-                )
-                if job.scene.name in cells:
-                    writer.cells = cells[job.scene.name]
-                for outcome in writer.run(grids[job.scene.name], tile.workers, cfg.seed):
+            per_scene = scene_outcomes(tmp, jobs, grids, table, num_classes, tile.max_nodata,
+                                       COMPRESSION[tile.compress], cells, tile.workers, cfg.seed,
+                                       tile.processes)  # fmt: skip
+            for job, outcomes in per_scene:
+                for outcome in outcomes:
                     stats.merge(outcome.stats)
                     labeled_total += outcome.labeled_core
                     if outcome.cells is not None and job.scene.name in cells:
@@ -273,177 +260,3 @@ def _scene_geometry(scene: SceneInfo) -> SceneGeometry:
 
 # --------------------------------------------------------------------------------------------------
 # Reading windows and writing chips
-
-
-@dataclass
-class _Outcome:
-    chip: Chip | None
-    stats: BandStats
-    labeled_core: np.ndarray  # labeled valid pixels per class in the window's core (skipped or not)
-    cells: CellCounts | None = None  # the same, per cell of the scene's label grid (kept windows)
-    skip_reason: str | None = None
-
-
-class _ChipWriter:
-    """Reads windows of one scene and writes chips; thread-safe through per-thread dataset handles."""
-
-    def __init__(
-        self,
-        root: Path,
-        job: _Job,
-        table: ClassTable | None,
-        num_classes: int,
-        max_nodata: float,
-        compress: str | None,
-    ):
-        self.root = root
-        self.job = job
-        self.scene = job.scene
-        self.table = table
-        self.num_classes = num_classes
-        self.max_nodata = max_nodata
-        self.compress = compress
-        self.cells: LabelCells | None = None  # the label grid's geometry (windows count into it)
-        self.local = threading.local()
-        self.handles: list = []
-        self.lock = threading.Lock()
-        (root / "images" / self.scene.name).mkdir(parents=True, exist_ok=True)
-        if job.labels is not None:
-            (root / "labels" / self.scene.name).mkdir(parents=True, exist_ok=True)
-
-    def _handles(self):
-        if not hasattr(self.local, "src"):
-            self.local.src = rasterio.open(self.scene.path)
-            self.local.labels = self.job.labels.reader() if self.job.labels is not None else None
-            with self.lock:
-                self.handles.append((self.local.src, self.local.labels))
-        return self.local.src, self.local.labels
-
-    def run(self, grid: list[GridWindow], workers: int, seed: int) -> Iterator[_Outcome]:
-        """Yield outcomes in grid order, keeping at most 2 windows per worker in flight (bounded memory)."""
-        try:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tile") as pool:
-                pending: dict[int, Future] = {}
-                ready: dict[int, _Outcome] = {}
-                next_submit = next_yield = 0
-                try:
-                    while next_yield < len(grid):
-                        while next_submit < len(grid) and len(pending) + len(ready) < 2 * workers:
-                            gw = grid[next_submit]
-                            pending[next_submit] = pool.submit(self._one, gw, seed + next_submit)
-                            next_submit += 1
-                        if next_yield in pending:
-                            done, _ = wait(pending.values(), return_when=FIRST_COMPLETED)
-                            for k in [k for k, f in pending.items() if f in done]:
-                                ready[k] = pending.pop(k).result()
-                        while next_yield in ready:
-                            yield ready.pop(next_yield)
-                            next_yield += 1
-                finally:
-                    for f in pending.values():
-                        f.cancel()
-        finally:
-            for src, labels in self.handles:
-                src.close()
-                if labels is not None:
-                    labels.close()
-
-    def _one(self, gw: GridWindow, seed: int) -> _Outcome:
-        src, labels = self._handles()
-        scene = self.scene
-        data, valid = read_window(src, scene, gw.window)
-        stats = BandStats(len(scene.band_indexes), scene.dtype)
-        r0, r1, c0, c1 = gw.core
-        core = valid[r0 - gw.row : r1 - gw.row, c0 - gw.col : c1 - gw.col]
-        stats.add(data[:, r0 - gw.row : r1 - gw.row, c0 - gw.col : c1 - gw.col], core, seed)
-        valid_fraction = float(valid.mean())
-        chip_id = f"{scene.name}_r{gw.row:06d}_c{gw.col:06d}"
-        image_rel = f"images/{scene.name}/{chip_id}.tif"
-        label_rel = None
-        class_pixels = np.zeros(self.num_classes, np.int64)
-        labeled_core = np.zeros(self.num_classes, np.int64)
-        ignore = int(valid.size)
-        mask = None
-        if labels is not None:
-            mask = labels.read(gw)
-            mask[~valid] = IGNORE_INDEX
-            counts = np.bincount(mask.ravel(), minlength=256)
-            class_pixels = counts[: self.num_classes].astype(np.int64)
-            ignore = int(counts[IGNORE_INDEX])
-            core_mask = mask[r0 - gw.row : r1 - gw.row, c0 - gw.col : c1 - gw.col]
-            labeled_core = np.bincount(core_mask.ravel(), minlength=256)[: self.num_classes].astype(np.int64)
-        # A window mostly outside the scene's valid area is skipped, unless labels in it would be lost:
-        # along a ragged nodata edge those are often the only labels of a polygon.
-        if 1.0 - valid_fraction > self.max_nodata and not labeled_core.any():
-            return _Outcome(None, stats, labeled_core, skip_reason="too many invalid pixels")
-        cells = None
-        if mask is not None and self.cells is not None and labeled_core.any():
-            lc = self.cells
-            cells = count_cells(core_mask, r0, c0, lc.cell, lc.shape[1], self.num_classes)
-        if class_pixels.sum() > 0:
-            label_rel = f"labels/{scene.name}/{chip_id}.tif"
-            self._write_label(self.root / label_rel, mask, gw)
-        self._write_image(self.root / image_rel, data, valid, gw)
-        chip = Chip(
-            id=chip_id,
-            scene=scene.name,
-            row=gw.row,
-            col=gw.col,
-            height=gw.height,
-            width=gw.width,
-            corners=window_footprint(scene.transform, gw.window),
-            valid_fraction=round(valid_fraction, 6),
-            labeled=label_rel is not None,
-            class_pixels=class_pixels,
-            ignore_pixels=ignore,
-            image=image_rel,
-            label=label_rel,
-            core=gw.core,
-            core_pixels=labeled_core,
-        )
-        return _Outcome(chip, stats, labeled_core, cells)
-
-    def _profile(self, gw: GridWindow, count: int, dtype: str) -> dict:
-        profile = {
-            "driver": "GTiff",
-            "width": gw.width,
-            "height": gw.height,
-            "count": count,
-            "dtype": dtype,
-            "crs": self.scene.crs,
-            "transform": window_transform(gw.window, self.scene.transform),
-            "interleave": "pixel" if count <= 4 else "band",
-        }
-        if gw.width >= 256 and gw.height >= 256 and gw.width % 16 == 0 and gw.height % 16 == 0:
-            profile.update(tiled=True, blockxsize=256, blockysize=256)
-        if self.compress:
-            profile["compress"] = self.compress
-            if self.compress in ("DEFLATE", "ZSTD", "LZW"):
-                profile["predictor"] = 3 if np.issubdtype(np.dtype(dtype), np.floating) else 2
-            # Chips are working files: the fastest levels cost ~6 % in size and save ~90 % of the time
-            # (zstd level 1 vs GDAL's default 9 on a 512 x 512 x 4 uint16 chip: 6 ms vs 50 ms).
-            if self.compress == "ZSTD":
-                profile["zstd_level"] = 1
-            elif self.compress == "DEFLATE":
-                profile["zlevel"] = 1
-        return profile
-
-    def _write_image(self, path: Path, data: np.ndarray, valid: np.ndarray, gw: GridWindow) -> None:
-        profile = self._profile(gw, data.shape[0], self.scene.dtype)
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
-            dst.write(data)
-            dst.descriptions = tuple(self.scene.band_names)
-            if not valid.all():
-                # An internal mask, not a nodata value: padded and invalid pixels stay distinguishable from
-                # real pixels of any value.
-                dst.write_mask(valid.astype(np.uint8) * 255)
-
-    def _write_label(self, path: Path, mask: np.ndarray, gw: GridWindow) -> None:
-        profile = self._profile(gw, 1, "uint8")
-        profile["nodata"] = MASK_NODATA
-        if profile.get("predictor"):
-            profile["predictor"] = 1  # class ids do not benefit from differencing
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(mask[None])
-            assert self.table is not None
-            write_class_metadata(dst, self.table.raster_classes())
