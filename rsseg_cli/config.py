@@ -133,6 +133,16 @@ class ModelConfig(Strict):
 
 
 DEFAULT_METHOD = "unimatch-v2"
+LOGGER = Literal["tensorboard", "mlflow"]
+
+
+class MlflowConfig(Strict):
+    """Where train.loggers' mlflow logs."""
+
+    tracking_uri: str | None = Field(
+        default=None, description="default: $MLFLOW_TRACKING_URI, else a file store in <run>/mlruns"
+    )
+    experiment: str | None = Field(default=None, description="default: the name of the run folder's parent")
 
 
 class TrainConfig(Strict):
@@ -179,6 +189,17 @@ class TrainConfig(Strict):
         description="validate on the val split; false (--no-val): nothing is validated, best.pt is the last model",
     )
     deterministic: bool = Field(default=False, description="deterministic torch algorithms (slower)")
+    loggers: list[LOGGER] = Field(
+        default_factory=list, description="experiment loggers besides metrics.jsonl: tensorboard, mlflow"
+    )
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig, description="the mlflow logger's settings")
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _loggers(cls, v: Any) -> Any:
+        if isinstance(v, str):  # --set train.loggers=tensorboard,mlflow
+            v = [name.strip() for name in v.split(",") if name.strip()]
+        return list(dict.fromkeys(v)) if isinstance(v, list) else v
 
     @field_validator("labeled", mode="before")
     @classmethod

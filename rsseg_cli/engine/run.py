@@ -22,6 +22,7 @@ from rsseg_cli.data.subsets import read_split_file, select_labeled, write_split_
 from rsseg_cli.engine import distributed
 from rsseg_cli.engine.determinism import configure_determinism
 from rsseg_cli.engine.input_setup import check_scaling, legacy_run_config, run_normalization
+from rsseg_cli.engine.loggers import check_loggers
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
 from rsseg_cli.engine.trainer import RunSpec, Trainer, TrainingDiverged
 from rsseg_cli.errors import UserError
@@ -145,6 +146,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made,
             }
         )
         log.info("resuming the run in %s", run_dir)
+    check_loggers(cfg.train.loggers)  # a missing package stops here, before downloads and the run folder
 
     if resuming:
         published = _saved_published(run_dir) or published

@@ -23,6 +23,7 @@ from rsseg_cli.engine.checkpoint import Checkpoint
 from rsseg_cli.engine.distributed import Dist, all_reduce_mean, barrier
 from rsseg_cli.engine.eval_settings import eval_settings
 from rsseg_cli.engine.loaders import BatchStream
+from rsseg_cli.engine.loggers import ExperimentLoggers, experiment_loggers
 from rsseg_cli.engine.precision import autocast, grad_scaler
 from rsseg_cli.engine.schedule import EMATeacher, poly_lr
 from rsseg_cli.engine.stop import NullBar, StopRequests
@@ -140,6 +141,7 @@ class Trainer:
         self._announced = False  # spec.on_checkpoint called
         self.best = {"mIoU": -1.0, "step": None}
         self.ckpt_dir = spec.run_dir / "checkpoints"
+        self.loggers = ExperimentLoggers()  # train.loggers, while fit() runs
 
     # ----------------------------------------------------------------------------------------------
     # State
@@ -222,7 +224,9 @@ class Trainer:
     def fit(self, stop_at: int | None = None) -> dict[str, Any]:
         """Train to the end (or to step `stop_at`). Ctrl-C or SIGTERM finishes the current step, saves last.pt
         and stops, so `--resume` continues exactly there (a second Ctrl-C stops at once)."""
-        with StopRequests() as stop:
+        spec = self.spec
+        loggers = experiment_loggers(spec.cfg, spec.run_dir, self.step, self.total_steps, spec.dist.main)
+        with StopRequests() as stop, loggers as self.loggers:
             self._stop = stop
             return self._fit(stop_at)
 
@@ -424,6 +428,7 @@ class Trainer:
     def _append(self, name: str, record: dict) -> None:
         with open(self.spec.run_dir / name, "a") as f:
             f.write(json.dumps(record) + "\n")
+        self.loggers.record(name, record)
 
 
 def _means(values: dict[str, list[float]]) -> dict[str, float]:

@@ -90,6 +90,10 @@ class InferenceModel:
 def load_inference_model(
     path: Path, device: torch.device, precision: str, variant: str | None = None
 ) -> InferenceModel:
+    if Path(path).suffix.lower() == ".onnx":  # an `rsseg export --onnx` model: same interface, onnxruntime
+        from rsseg_cli.predict.onnx_model import load_onnx_model
+
+        return load_onnx_model(Path(path), device, variant)  # type: ignore[return-value]
     ckpt = Checkpoint.read(path)
     model = ckpt.load_model(device, variant)
     # The network now owns the weights: drop the checkpoint's copies (and a last.pt's training state).

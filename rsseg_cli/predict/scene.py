@@ -23,7 +23,7 @@ from rasterio.windows import Window
 
 from rsseg_cli.atomic import atomic_file, partial_name, remove_stale_partials
 from rsseg_cli.config import PredictConfig
-from rsseg_cli.geo.class_raster import class_sidecar_path, write_class_sidecar
+from rsseg_cli.geo.class_raster import CONFIDENCE_BAND, class_sidecar_path, write_class_sidecar
 from rsseg_cli.geo.raster import SceneInfo, read_window
 from rsseg_cli.predict.cog import write_cog
 from rsseg_cli.predict.inputs import SceneJob
@@ -232,6 +232,9 @@ def _finish(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: PredictCo
         probs_tmp = stack.enter_context(atomic_file(job.probs)) if job.probs else None
         vector_tmp = stack.enter_context(atomic_file(job.vector)) if job.vector else None
         quicklook_tmp = stack.enter_context(atomic_file(job.quicklook)) if job.quicklook else None
+        # QGIS styles beside the outputs, renamed with them (a style never points at a missing file).
+        for path, document in _styles(im, job).items():
+            Path(stack.enter_context(atomic_file(path))).write_text(document, encoding="utf-8")
         write_cog(staging.mask, mask_tmp, "classes", opts.compress)
         write_class_sidecar(mask_aux_tmp, im.classes)
         if job.probs:
@@ -239,6 +242,7 @@ def _finish(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: PredictCo
         polygons = None
         if job.vector:
             from rsseg_cli.vectorize import vectorize_mask
+            from rsseg_cli.vectorize.writers import style_gpkg, vector_format
 
             summary = vectorize_mask(
                 staging.mask,
@@ -248,6 +252,8 @@ def _finish(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: PredictCo
                 **opts.vector.vectorize_kwargs(),
             )
             polygons = summary.polygons
+            if vector_format(job.vector) == "GPKG":
+                style_gpkg(vector_tmp, im.classes)
         if job.quicklook:
             from rsseg_cli.predict.quicklook import write_quicklook
 
@@ -257,6 +263,21 @@ def _finish(im: InferenceModel, job: SceneJob, scene: SceneInfo, opts: PredictCo
             title = f"{scene.name} - {im.path.name}"
             write_quicklook(scene.path, mask_tmp, quicklook_tmp, bands, title=title, nodata=nodata)
     return polygons
+
+
+def _styles(im: InferenceModel, job: SceneJob) -> dict[Path, str]:
+    """The .qml documents beside the outputs: the mask's (paletted classes), the probabilities' (the
+    confidence band, 0..1) and the polygons' (categorized classes). QGIS looks for NAME.qml only, so when
+    outputs share a stem the mask's style wins (see polygons_qml_path)."""
+    from rsseg_cli.geo.qml import mask_qml, polygons_qml, probability_qml, qml_path
+    from rsseg_cli.vectorize.writers import polygons_qml_path
+
+    styles = {qml_path(job.mask): mask_qml(im.classes)}
+    if job.probs:
+        styles.setdefault(qml_path(job.probs), probability_qml(im.num_classes + 1, CONFIDENCE_BAND))
+    if job.vector and (path := polygons_qml_path(job.vector, taken=styles)) is not None:
+        styles[path] = polygons_qml(im.classes)
+    return styles
 
 
 def _result(im, job, scene, windows, seconds, model_seconds, class_pixels, invalid, polygons) -> SceneResult:

@@ -4,14 +4,20 @@ Both writers stream: polygons are appended batch by batch as windows finish, so 
 held in memory. They write to the temporary name they are given (see rsseg_cli.atomic); the caller renames it
 when complete. The layer is created with its full schema before the first batch, so a result with no polygon
 is still a valid, empty layer with the right fields (GeoJSON has no schema: an empty FeatureCollection).
+
+Given the class table, a GeoPackage also carries its QGIS style (categorized by class_id, the classes'
+colours and names) as the layer's default in its `layer_styles` table, written when the layer is complete;
+`write_polygons_qml` writes the same style as a .qml beside any polygon file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import geopandas as gpd
@@ -23,7 +29,11 @@ import shapely
 from rasterio.crs import CRS
 
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.gpkg_style import write_default_style
+from rsseg_cli.geo.qml import polygons_qml, qml_path
 from rsseg_cli.vectorize.measure import Polygons
+
+log = logging.getLogger("rsseg")
 
 LAYER = "polygons"
 FORMATS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON"}
@@ -68,12 +78,14 @@ def check_vector_output(out: Path, crs: CRS | None) -> str:
 
 
 class GpkgWriter:
-    """Appends polygons to one GeoPackage layer in the raster's CRS."""
+    """Appends polygons to one GeoPackage layer in the raster's CRS; with `classes`, close() stores the
+    layer's QGIS style in the file."""
 
-    def __init__(self, path: Path, crs: CRS | None, with_prob: bool):
+    def __init__(self, path: Path, crs: CRS | None, with_prob: bool, classes: list[dict] | None = None):
         self.path = path
         self.crs = crs.to_wkt() if crs is not None else None
         self.with_prob = with_prob
+        self.classes = classes
         self._pending: list[tuple[Polygons, list[str]]] = []
         self._count = 0
         self._vertices = 0
@@ -95,6 +107,8 @@ class GpkgWriter:
 
     def close(self) -> None:
         self.flush()
+        if self.classes:
+            style_gpkg(self.path, self.classes)
 
     def abort(self) -> None:
         self._pending = []
@@ -121,7 +135,9 @@ class GeoJsonWriter:
     """Streams an RFC 7946 FeatureCollection: EPSG:4326 longitude/latitude, exterior rings counterclockwise,
     no "crs" member. GDAL's GeoJSON driver cannot append without rewriting the file, hence this writer."""
 
-    def __init__(self, path: Path, crs: CRS | None, with_prob: bool):
+    def __init__(self, path: Path, crs: CRS | None, with_prob: bool, classes: list[dict] | None = None):
+        # `classes` is accepted for symmetry with GpkgWriter: GeoJSON cannot hold a style (see
+        # write_polygons_qml for the .qml beside it).
         self.path = path
         self.with_prob = with_prob
         self._to_lonlat = (
@@ -167,8 +183,35 @@ class GeoJsonWriter:
         self._file.close()
 
 
-def open_writer(fmt: str, path: Path, crs: CRS | None, with_prob: bool) -> GpkgWriter | GeoJsonWriter:
-    return (GpkgWriter if fmt == "GPKG" else GeoJsonWriter)(path, crs, with_prob)
+def open_writer(
+    fmt: str, path: Path, crs: CRS | None, with_prob: bool, classes: list[dict] | None = None
+) -> GpkgWriter | GeoJsonWriter:
+    return (GpkgWriter if fmt == "GPKG" else GeoJsonWriter)(path, crs, with_prob, classes)
+
+
+def style_gpkg(path: Path, classes: list[dict]) -> None:
+    """Store the polygons' QGIS style as the default of the layer in the GeoPackage `path` (complete, not
+    yet renamed: the style is part of the atomic output). Idempotent."""
+    write_default_style(path, LAYER, polygons_qml(classes), name=f"rsseg {LAYER}",
+                        description="rsseg classes: categorized by class_id, class colours and names")  # fmt: skip
+
+
+def polygons_qml_path(out: Path, taken: Collection[Path] = ()) -> Path | None:
+    """Where the .qml of the polygon file `out` goes: beside it (geo.qml.qml_path), or None when that name is
+    in `taken`, the styles of other outputs (scene.tif and scene.gpkg would share scene.qml, and the mask's
+    paletted style must stay). A GeoPackage then still has its style inside; a GeoJSON opens unstyled."""
+    path = qml_path(out)
+    if path in {Path(t) for t in taken}:
+        log.info("%s: no %s beside it (the style of another output has that name)", out, path.name)
+        return None
+    return path
+
+
+def write_polygons_qml(path: Path, classes: list[dict]) -> Path:
+    """The polygons' QGIS style as a QML document at `path` (normally a temporary name renamed to
+    geo.qml.qml_path(polygon file)); QGIS loads it as the default style of a file-based layer."""
+    Path(path).write_text(polygons_qml(classes), encoding="utf-8")
+    return Path(path)
 
 
 def _num(value: float) -> str:
