@@ -15,15 +15,18 @@ import os
 CLOUD_EXTENSIONS = (".tif", ".tiff", ".vrt", ".jp2", ".json", ".geojson", ".gpkg", ".fgb", ".img", ".nc")
 
 CLOUD_DEFAULTS: dict[str, str] = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    # TRUE, not EMPTY_DIR: no directory listing on open, but sidecars are still probed, so a local mask's
+    # .aux.xml (class names) keeps being read; remotely the allowed extensions below keep those probes off the
+    # network (scene.tif.aux.xml is not an allowed name), which is what EMPTY_DIR buys COG readers.
+    "GDAL_DISABLE_READDIR_ON_OPEN": "TRUE",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ",".join(CLOUD_EXTENSIONS),
     # Object stores answer 429/503 under load; a few retries with a growing delay ride that out.
     "GDAL_HTTP_MAX_RETRY": "4",
     "GDAL_HTTP_RETRY_DELAY": "1",
-    # Cache what was fetched per file (headers, overviews, neighbouring tiles) for the command's lifetime;
-    # bounded so that many scenes do not grow memory: 64 MB.
-    "VSI_CACHE": "TRUE",
-    "VSI_CACHE_SIZE": str(64 * 1024 * 1024),
+    # One cache of what was fetched over HTTP (headers, overviews, neighbouring tiles), shared by every remote
+    # file, bounded: 64 MB. (Not VSI_CACHE: that wraps every file GDAL opens, local ones included, with a cache
+    # of its own, and threads x files x 64 MB exhausts memory.)
+    "CPL_VSIL_CURL_CACHE_SIZE": str(64 * 1024 * 1024),
     # Adjacent tiles of a window in one request instead of one per tile; parallel single ranges rather than
     # multipart ranges, which S3 and many static hosts do not support.
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",

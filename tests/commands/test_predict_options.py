@@ -92,7 +92,7 @@ def test_bad_values_stop_when_parsed(cli, predicting, tmp_path, args, needles):
 
 def test_set_batch_size_reaches_the_predictor(cli, tmp_path, monkeypatch):
     """End to end: `--set predict.batch_size=2` is the batch size the stream predicts with."""
-    import rsseg_cli.predict.run as run
+    import rsseg_cli.predict.scene as run
     from tests.predict.conftest import save_checkpoint
 
     seen = []

@@ -124,11 +124,12 @@ def test_empty_or_missing_scene_lists_are_refused(tmp_path):
 
 
 def test_cloud_defaults_never_override_the_user():
-    env = {"VSI_CACHE_SIZE": "1000", "PATH": "/bin"}
+    env = {"CPL_VSIL_CURL_CACHE_SIZE": "1000", "PATH": "/bin"}
     applied = apply_cloud_defaults(env)
-    assert env["VSI_CACHE_SIZE"] == "1000" and "VSI_CACHE_SIZE" not in applied
-    assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR"
-    assert set(applied) == set(CLOUD_DEFAULTS) - {"VSI_CACHE_SIZE"}
+    assert env["CPL_VSIL_CURL_CACHE_SIZE"] == "1000" and "CPL_VSIL_CURL_CACHE_SIZE" not in applied
+    assert env["GDAL_DISABLE_READDIR_ON_OPEN"] == "TRUE"  # sidecars of local files still read
+    assert set(applied) == set(CLOUD_DEFAULTS) - {"CPL_VSIL_CURL_CACHE_SIZE"}
     exts = env["CPL_VSIL_CURL_ALLOWED_EXTENSIONS"].split(",")
     assert {".tif", ".tiff", ".vrt", ".jp2", ".json"} <= set(exts)
-    assert int(CLOUD_DEFAULTS["VSI_CACHE_SIZE"]) <= 256 * 1024 * 1024  # bounded
+    assert int(CLOUD_DEFAULTS["CPL_VSIL_CURL_CACHE_SIZE"]) <= 256 * 1024 * 1024  # bounded
+    assert "VSI_CACHE" not in CLOUD_DEFAULTS  # a cache per file, local ones too: memory grows with files
