@@ -15,6 +15,7 @@ import typer
 
 from rsseg_cli import __version__
 from rsseg_cli.cli_errors import guarded
+from rsseg_cli.cli_export import export
 from rsseg_cli.cli_help import install as install_help_fixes
 from rsseg_cli.cli_options import (
     VECTOR_OUT_HELP,
@@ -277,6 +278,9 @@ def vectorize(
     command.run(options)
 
 
+app.command(short_help="Export a checkpoint as an ONNX model for onnxruntime and QGIS (Deepness).")(
+    guarded(export)
+)
 app.command(short_help="A public benchmark folder as a dataset with its published splits.")(guarded(prepare))
 
 

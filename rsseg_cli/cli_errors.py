@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from rich.markup import escape
+
 from rsseg_cli.errors import Interrupted, UserError
 from rsseg_cli.progress import console
 
@@ -58,7 +60,8 @@ def gdal_fault_message(exc: Exception) -> str | None:
 
 def _fail(message: str, code: int = 2) -> None:
     try:
-        console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+        # Escaped: a message may hold brackets that are not markup (pip install 'rsseg-cli[onnx]').
+        console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     except (MemoryError, ImportError):  # out of memory, rich cannot import what it needs: plain text
         sys.stderr.write(f"Error: {message}\n")
     raise SystemExit(code) from None

@@ -13,7 +13,10 @@ from rsseg_cli.errors import UserError
 
 RUNS = Path("runs")
 # What `rsseg train` writes into a run folder (all of it is rebuilt when a run is started afresh).
-RUN_ENTRIES = {"config.yaml", "run.json", "splits", "train_log.jsonl", "metrics.jsonl", "plots", "validation"}
+RUN_ENTRIES = {
+    "config.yaml", "run.json", "splits", "train_log.jsonl", "metrics.jsonl", "plots", "validation",
+    "tensorboard", "mlruns",  # train.loggers
+}  # fmt: skip
 
 log = logging.getLogger("rsseg")
 

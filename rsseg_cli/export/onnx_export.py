@@ -25,6 +25,7 @@ from rsseg_cli.errors import UserError
 from rsseg_cli.export import require
 from rsseg_cli.export.onnx_graph import RawToProbabilities, traceable
 from rsseg_cli.export.onnx_metadata import onnx_metadata, training_resolution_cm
+from rsseg_cli.models.patch import patch_size
 
 log = logging.getLogger("rsseg")
 
@@ -92,17 +93,6 @@ def export_onnx(
             verify(graph, tmp, _example(ckpt, other, input_scale), ckpt, dynamic_check=True)
         nbytes = tmp.stat().st_size
     return ExportResult(out, None if dynamic else size, chosen, diff, resolution, nbytes)
-
-
-def patch_size(model: torch.nn.Module) -> int | None:
-    """The backbone's patch size, as predict.guard reads it (not imported: predict imports export)."""
-    for owner in (model, getattr(model, "backbone", None)):
-        p = getattr(owner, "patch_size", None)
-        if isinstance(p, (tuple, list)) and p:
-            p = p[0]
-        if isinstance(p, int):
-            return p
-    return None
 
 
 def _example(ckpt: Checkpoint, size: int, input_scale: float) -> torch.Tensor:

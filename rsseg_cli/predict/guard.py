@@ -17,6 +17,7 @@ from torch import nn
 
 from rsseg_cli.atomic import _alive, read_only
 from rsseg_cli.errors import UserError
+from rsseg_cli.models.patch import patch_size
 
 log = logging.getLogger("rsseg")
 
@@ -27,17 +28,6 @@ LOCK_NAME = ".rsseg.lock"
 # rsseg's temporaries: .NAME.partial-PID (atomic_file/atomic_dir, staging files), with sidecars after the
 # PID (.aux.xml, a GeoPackage's -journal/-wal), and .NAME.old-PID (a folder being replaced).
 TEMP_NAME = re.compile(r"^\..+\.(?:partial|old)-(\d+)(?:\D.*)?$")
-
-
-def patch_size(model: nn.Module) -> int | None:
-    """The backbone's patch size (pixels per token side), when the architecture has one."""
-    for owner in (model, getattr(model, "backbone", None)):
-        p = getattr(owner, "patch_size", None)
-        if isinstance(p, int):
-            return p
-        if isinstance(p, (tuple, list)) and p and isinstance(p[0], int):
-            return int(p[0])
-    return None
 
 
 def available_memory() -> int | None:

@@ -38,6 +38,7 @@ from rsseg_cli.geo.class_raster import (
     write_class_sidecar,
 )
 from rsseg_cli.geo.raster import same_crs, window_footprint
+from rsseg_cli.geo.qml import mask_qml, qml_path
 from rsseg_cli.predict.cog import write_cog
 
 log = logging.getLogger("rsseg")
@@ -172,12 +173,14 @@ def write_mosaic(out: Path, masks: list[Path], cog: bool = False, compress: str 
     for group in groups:
         stem = MOSAIC_NAME if len(groups) == 1 else f"{MOSAIC_NAME}_{_crs_label(group[0].crs)}"
         vrt = out / f"{stem}.vrt"
-        with atomic_file(vrt) as tmp:
+        with atomic_file(vrt) as tmp, atomic_file(qml_path(vrt)) as style:
             tmp.write_text(mosaic_vrt_xml(group, vrt, classes), encoding="utf-8")
+            style.write_text(mask_qml(classes), encoding="utf-8")  # QGIS opens it with the class colours
         written.append(vrt)
         if cog:
             tif = out / f"{stem}.tif"
             with atomic_file(tif) as tmp, atomic_file(class_sidecar_path(tif)) as aux_tmp:
+                # mosaic.qml beside the VRT serves mosaic.tif too: QGIS looks for <stem>.qml
                 write_cog(vrt, tmp, "classes", compress)
                 Path(f"{tmp}.aux.xml").unlink(missing_ok=True)  # GDAL's own copy of the PAM, renamed below
                 write_class_sidecar(aux_tmp, classes)

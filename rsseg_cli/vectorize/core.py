@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
@@ -15,6 +16,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rsseg_cli.atomic import atomic_file, remove_stale_partials
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.grid import DEFAULT_WINDOW
+from rsseg_cli.geo.qml import qml_path
 from rsseg_cli.progress import progress
 from rsseg_cli.vectorize.inputs import check_probs, describe_mask, resolve_classes
 from rsseg_cli.vectorize.measure import Measurer, PolygonOptions, finish
@@ -22,7 +24,13 @@ from rsseg_cli.vectorize.merge import SeamMerger
 from rsseg_cli.vectorize.polygonize import Pieces, polygonize_core
 from rsseg_cli.vectorize.summary import VectorizeSummary
 from rsseg_cli.vectorize.windows import core_rows, read_confidence, read_core
-from rsseg_cli.vectorize.writers import LAYER, check_vector_output, open_writer
+from rsseg_cli.vectorize.writers import (
+    LAYER,
+    check_vector_output,
+    open_writer,
+    polygons_qml_path,
+    write_polygons_qml,
+)
 
 log = logging.getLogger("rsseg")
 
@@ -84,9 +92,14 @@ def vectorize_mask(
     per_class: Counter[int] = Counter()
 
     remove_stale_partials(out)
-    with atomic_file(out) as tmp, _open(mask) as src:
+    classes = list(info.classes) or None
+    # `rsseg vectorize` writes the polygons' style beside them (predict writes its own, beside its outputs).
+    qml = polygons_qml_path(out, taken=[qml_path(mask)]) if shown_as is None and classes else None
+    with atomic_file(out) as tmp, _open(mask) as src, contextlib.ExitStack() as styles:
+        if qml is not None:
+            write_polygons_qml(styles.enter_context(atomic_file(qml)), classes)
         prob_src = _open(probs) if probs is not None else None
-        writer = open_writer(fmt, tmp, info.crs, with_prob=prob_src is not None)
+        writer = open_writer(fmt, tmp, info.crs, with_prob=prob_src is not None, classes=classes)
 
         def emit(pieces: Pieces) -> None:
             if not len(pieces):

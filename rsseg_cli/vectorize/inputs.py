@@ -38,6 +38,7 @@ class MaskInfo:
     # The file carries an explicit validity mask (internal mask or alpha) besides its nodata value.
     has_dataset_mask: bool
     names: dict[int, str]  # class id -> name, from the class table (empty when the file has none)
+    classes: tuple[dict, ...] = ()  # the class table (ids, names, colours): the polygons' QGIS style
 
     def name_of(self, class_id: int) -> str:
         return self.names.get(int(class_id), f"class_{int(class_id)}")
@@ -84,6 +85,7 @@ def describe_mask(path: Path) -> MaskInfo:
             nodata=tuple(sorted(nodata)),
             has_dataset_mask=has_dataset_mask,
             names={int(c["id"]): str(c["name"]) for c in table},
+            classes=tuple(table),
         )
 
 

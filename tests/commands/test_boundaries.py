@@ -60,7 +60,14 @@ def test_the_parser_sees_every_kind_of_import(tmp_path):
 
 
 # The command line: cli.py and the flag modules of commands registered there (cli_<command>.py).
-CLI_FILES = (Path("cli.py"), Path("cli_prepare.py"), Path("cli_tile.py"), Path("cli_predict.py"))
+CLI_FILES = (
+    Path("cli.py"),
+    *(
+        Path(p.name)
+        for p in sorted(PACKAGE.glob("cli_*.py"))
+        if (PACKAGE / "commands" / f"{p.stem[4:]}.py").exists()
+    ),
+)
 
 
 def test_only_the_cli_imports_commands():

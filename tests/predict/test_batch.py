@@ -164,8 +164,10 @@ def test_ctrl_c_in_the_second_scene_keeps_the_first_and_leaves_nothing_partial(
     r = cli("predict", str(three / "*.tif"), "--out", out, "--checkpoint", checkpoint, "--probs", out)
     assert r.code == 130, r.err
     assert sorted(p.name for p in out.iterdir()) == [
+        "a.qml",
         "a.tif",
         "a.tif.aux.xml",
+        "a_probs.qml",
         "a_probs.tif",
         MANIFEST_NAME,
     ]  # no partial file, no staging file, no lock

@@ -93,8 +93,10 @@ def test_mask_is_a_cog_with_georeferencing_colormap_class_names_and_probs(tmp_pa
     cats, _, rows = parse_sidecar((tmp_path / "out" / "mask.tif.aux.xml").read_text())
     assert cats == ["water", "forest", "building"] and [r[1] for r in rows] == cats
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "mask.qml",  # the QGIS styles (geo/qml.py)
         "mask.tif",
         "mask.tif.aux.xml",
+        "probs.qml",
         "probs.tif",
     ]
 
@@ -209,12 +211,15 @@ def test_several_scenes_and_globs_into_a_folder(tmp_path, cli, checkpoint):
     assert r.code == 0, r.err
     masks = sorted(p.name for p in (tmp_path / "preds").iterdir())
     assert masks == [  # a once; a folder batch also gets its manifest, mosaic and footprints
-        "a.tif", "a.tif.aux.xml", "b.tif", "b.tif.aux.xml", "c.tif", "c.tif.aux.xml",
-        "footprints.gpkg", "mosaic.vrt", "predict_manifest.jsonl",
+        "a.qml", "a.tif", "a.tif.aux.xml", "b.qml", "b.tif", "b.tif.aux.xml", "c.qml", "c.tif", "c.tif.aux.xml",
+        "footprints.gpkg", "mosaic.qml", "mosaic.vrt", "predict_manifest.jsonl",
     ]  # fmt: skip
     assert sorted(p.name for p in (tmp_path / "probs").iterdir()) == [
+        "a_probs.qml",
         "a_probs.tif",
+        "b_probs.qml",
         "b_probs.tif",
+        "c_probs.qml",
         "c_probs.tif",
     ]
     r = cli(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyogrio
 
-from tests.vectorize.helpers import read, write_mask, write_probs
+from tests.vectorize.helpers import CLASSES, read, write_mask, write_probs
 from tests.vectorize.test_vectorize import snake
 
 
@@ -51,3 +51,28 @@ def test_vectorize_help_documents_the_defaults(cli):
     for option in ("--out", "--probs", "--classes", "--sieve", "--min-area", "--simplify", "--fill-holes"):
         assert option in text
     assert "[default: 8]" in text and "[default: 4096]" in text
+
+
+def test_vectorize_writes_the_polygons_style_beside_and_inside_the_geopackage(tmp_path, cli):
+    from xml.etree import ElementTree as ET
+
+    from rsseg_cli.geo.class_raster import class_colormap
+    from rsseg_cli.geo.gpkg_style import read_default_style
+
+    mask = write_mask(tmp_path / "mask.tif", snake())
+    out = tmp_path / "polys.gpkg"
+    r = cli("vectorize", mask, "--out", out)
+    assert r.code == 0, r.err
+    beside = ET.fromstring((tmp_path / "polys.qml").read_text())
+    inside = ET.fromstring(read_default_style(out, "polygons"))
+    for style in (beside, inside):
+        renderer = style.find(".//renderer-v2")
+        assert renderer.get("type") == "categorizedSymbol" and renderer.get("attr") == "class_id"
+        labels = {c.get("value"): c.get("label") for c in renderer.iter("category")}
+        assert labels == {str(c["id"]): c["name"] for c in CLASSES}
+    # Each category's fill is its class's colour in the mask.
+    colours = class_colormap(CLASSES)
+    symbols = {s.get("name"): s for s in beside.iter("symbol")}
+    for category in beside.iter("category"):
+        fill = next(o for o in symbols[category.get("symbol")].iter("Option") if o.get("name") == "color")
+        assert tuple(int(v) for v in fill.get("value").split(",")) == colours[int(category.get("value"))]
