@@ -37,8 +37,8 @@ from rsseg_cli.geo.class_raster import (
     read_class_table,
     write_class_sidecar,
 )
-from rsseg_cli.geo.raster import same_crs, window_footprint
 from rsseg_cli.geo.qml import mask_qml, qml_path
+from rsseg_cli.geo.raster import same_crs, window_footprint
 from rsseg_cli.predict.cog import write_cog
 
 log = logging.getLogger("rsseg")
