@@ -23,7 +23,7 @@ from tests.evaluation.test_scene_eval import write_mask
 from tests.predict.conftest import CLASSES, save_checkpoint
 
 TRANSFORM = from_origin(500000.0, 5500000.0, 10.0, 10.0)
-MASK_OUTPUTS = ["m.tif", "m.tif.aux.xml"]
+MASK_OUTPUTS = ["m.qml", "m.tif", "m.tif.aux.xml"]  # with its QGIS style
 
 
 def scene(path: Path, h: int = 48, w: int = 48) -> Path:
@@ -193,7 +193,7 @@ def test_predict_sweeps_temporaries_of_killed_runs(cli, setup):
     finally:
         live.kill()
         live.wait()
-    assert listing(out) == sorted(["m.tif", "m.tif.aux.xml", "p.gpkg", *kept])
+    assert listing(out) == sorted([*MASK_OUTPUTS, "p.gpkg", "p.qml", *kept])
 
 
 def test_second_predict_into_a_held_folder_is_refused(cli, setup):

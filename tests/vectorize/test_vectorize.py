@@ -350,7 +350,7 @@ def test_existing_output_is_replaced_atomically(tmp_path):
     run(mask, out)
     run(mask, out, classes=["building"])
     assert set(read(out).class_id) == {2}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "out.gpkg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mask.tif", "out.gpkg", "out.qml"]
 
 
 def test_rsseg_temporary_names_keep_their_format(tmp_path):
