@@ -107,3 +107,15 @@ ReprojectOpt = Annotated[
 ClassesOpt = Annotated[
     str | None, typer.Option(help="Only these classes, by name or id: 'water,building' or '1,4'.")
 ]
+
+# Scene inputs shared by tile and predict.
+ScenesFromOpt = Annotated[
+    Path | None,
+    typer.Option(help="Read the scenes from a file: a text list, a CSV or a vector file with a path column."),
+]
+AssetsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="STAC Items: the assets to stack, by key or eo:bands common name (red,green,blue,nir)."
+    ),
+]

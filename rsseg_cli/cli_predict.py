@@ -9,6 +9,7 @@ import typer
 
 from rsseg_cli.cli_options import (
     BANDS_HELP,
+    AssetsOpt,
     CheckpointOpt,
     ClassesOpt,
     ConfigOpt,
@@ -20,6 +21,7 @@ from rsseg_cli.cli_options import (
     P,
     PixelSpaceOpt,
     PrecisionOpt,
+    ScenesFromOpt,
     SetOpt,
     SieveOpt,
     SimplifyOpt,
@@ -95,18 +97,8 @@ def predict(
     student: StudentOpt = None,
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
-    scenes_from: Annotated[
-        Path | None,
-        typer.Option(
-            help="Read the scenes from a file: a text list, a CSV or a vector file with a path column."
-        ),
-    ] = None,
-    assets: Annotated[
-        str | None,
-        typer.Option(
-            help="STAC Items: the assets to stack, by key or eo:bands common name (red,green,blue,nir)."
-        ),
-    ] = None,
+    scenes_from: ScenesFromOpt = None,
+    assets: AssetsOpt = None,
     mosaic_cog: Annotated[
         bool, typer.Option(help="With an output folder: also write the mosaic of all masks as a COG.")
     ] = False,

@@ -10,11 +10,13 @@ import typer
 from rsseg_cli.cli_options import (
     BANDS_HELP,
     AllTouchedOpt,
+    AssetsOpt,
     ConfigOpt,
     LabelFieldOpt,
     NodataOpt,
     PixelSpaceOpt,
     ReprojectOpt,
+    ScenesFromOpt,
     SeedOpt,
     SetOpt,
     T,
@@ -70,18 +72,8 @@ def tile(
         int | None, typer.Option(help=with_default("Reader/writer threads.", T, "workers"))
     ] = None,
     seed: SeedOpt = None,
-    scenes_from: Annotated[
-        Path | None,
-        typer.Option(
-            help="Read the scenes from a file: a text list, a CSV or a vector file with a path column."
-        ),
-    ] = None,
-    assets: Annotated[
-        str | None,
-        typer.Option(
-            help="STAC Items: the assets to stack, by key or eo:bands common name (red,green,blue,nir)."
-        ),
-    ] = None,
+    scenes_from: ScenesFromOpt = None,
+    assets: AssetsOpt = None,
     processes: Annotated[
         int | None,
         typer.Option(help=with_default("Scenes tiled at once, each in its own process.", T, "processes")),
