@@ -42,6 +42,7 @@ from rsseg_cli.cli_options import (
 )
 from rsseg_cli.cli_predict import predict
 from rsseg_cli.cli_prepare import prepare
+from rsseg_cli.cli_suggest import suggest
 from rsseg_cli.cli_tile import tile
 from rsseg_cli.config import DEFAULT_METHOD
 from rsseg_cli.errors import Interrupted
@@ -282,6 +283,7 @@ app.command(short_help="Export a checkpoint as an ONNX model for onnxruntime and
     guarded(export)
 )
 app.command(short_help="A public benchmark folder as a dataset with its published splits.")(guarded(prepare))
+app.command(short_help="Where to label next: uncertain, diverse squares.")(guarded(suggest))
 
 
 def _on_sigterm(signum, frame) -> None:

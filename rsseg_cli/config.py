@@ -38,6 +38,7 @@ from rsseg_cli.config_layers import (
 from rsseg_cli.config_rescale import RescaleConfig
 
 # The tile section lives in config_tile; its classes are re-exported here, where the other sections are.
+from rsseg_cli.config_suggest import SuggestConfig
 from rsseg_cli.config_tile import LabelsConfig, SplitConfig, Strict, TileConfig  # noqa: F401
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.grid import DEFAULT_WINDOW
@@ -343,6 +344,7 @@ class Config(Strict):
     predict: PredictConfig = Field(default_factory=PredictConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     vectorize: VectorizeConfig = Field(default_factory=VectorizeConfig)
+    suggest: SuggestConfig = Field(default_factory=SuggestConfig)
 
     @field_validator("classes")
     @classmethod
