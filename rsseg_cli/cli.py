@@ -113,6 +113,14 @@ def train(
         int | None,
         typer.Option(help="Stop and save after this step (the schedule spans the run); --resume later."),
     ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from an earlier run's checkpoint (last.pt: its model and EMA; best.pt: its weights) "
+            "with a fresh schedule. Same model and bands; a changed class table keeps the rest. "
+            "--resume of an existing run wins (that run already started from it)."
+        ),
+    ] = None,
     val: Annotated[
         bool | None,
         typer.Option(
@@ -127,7 +135,7 @@ def train(
     from rsseg_cli.commands import train as command
 
     options = command.TrainOptions(
-        data=data, out=out, split_file=split_file, split=split, resume=resume, stop_after=stop_after, config_files=config or [],
+        data=data, out=out, split_file=split_file, split=split, resume=resume, stop_after=stop_after, init_from=init_from, config_files=config or [],
         overrides=set_ or [], seed=seed, labeled=labeled, method=method, device=device, precision=precision,
         validate=val,
     )  # fmt: skip

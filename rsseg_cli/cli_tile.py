@@ -35,7 +35,20 @@ def tile(
     labels: Annotated[
         list[str] | None,
         typer.Option(
-            "--labels", "-l", metavar="FILE", help="Labels of the scenes, in order: raster or vector."
+            "--labels",
+            "-l",
+            metavar="FILE",
+            help="Labels of the scenes, in order: raster or vector. Join vector files with '+' to label one "
+            "scene with the polygons of all (round1.gpkg+round2.gpkg).",
+        ),
+    ] = None,
+    label_areas: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--label-areas",
+            metavar="FILE",
+            help="Polygons of areas labeled completely (repeatable; any CRS). Vector labels then give "
+            "tile.labels.background only inside them; outside them only the label polygons count.",
         ),
     ] = None,
     unlabeled: Annotated[
@@ -91,6 +104,6 @@ def tile(
         keep_incomplete=keep_incomplete, config_files=config or [], overrides=set_ or [], seed=seed, chip_size=chip_size, stride=stride,
         overlap_px=renamed("--overlap", "--overlap-px", overlap, overlap_px), edge=edge, bands=bands,
         nodata=nodata, max_nodata=max_nodata, workers=workers, pixel_space=pixel_space, label_field=label_field,
-        all_touched=all_touched, reproject_labels=reproject_labels,
+        all_touched=all_touched, reproject_labels=reproject_labels, label_areas=label_areas,
     )  # fmt: skip
     command.run(options)

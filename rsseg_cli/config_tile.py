@@ -34,6 +34,11 @@ class LabelsConfig(Strict):
     ignore_values: list[int | str] = Field(
         default_factory=list, description="label values that mean 'unlabeled' and become the ignore index"
     )
+    areas: list[str] = Field(
+        default_factory=list,
+        description="vector labels: polygon files of areas labeled completely; background (if set) applies "
+        "only inside them, and outside them only the label polygons label pixels",
+    )
     reproject: bool = Field(
         default=False, description="raster labels on another grid are resampled (nearest) instead of refused"
     )

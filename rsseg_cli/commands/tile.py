@@ -27,6 +27,7 @@ FLAGS = {
     "label_field": ("--label-field", "tile.labels.field"),
     "all_touched": ("--all-touched", "tile.labels.all_touched"),
     "reproject_labels": ("--reproject-labels", "tile.labels.reproject"),
+    "label_areas": ("--label-areas", "tile.labels.areas"),
 }
 
 
@@ -58,9 +59,11 @@ class TileOptions:
     label_field: str | None = None
     all_touched: bool | None = None
     reproject_labels: bool | None = None
+    label_areas: list[str] | None = None  # polygons of areas labeled completely (vector labels)
     config: Config = field(init=False)
 
     def __post_init__(self) -> None:
+        self.label_areas = [str(p) for p in self.label_areas] if self.label_areas else None  # None: not given
         flags = {flag: (key, getattr(self, name)) for name, (flag, key) in FLAGS.items()}
         self.config = load_config(self.config_files, self.overrides, flags=flags)
 

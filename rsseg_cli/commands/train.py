@@ -27,6 +27,7 @@ class TrainOptions:
     split: str | None = None  # a prepared benchmark's published split, e.g. co2s/1_8
     resume: bool = False
     stop_after: int | None = None
+    init_from: Path | None = None  # an earlier run's last.pt/best.pt to start from (ignored when resuming)
     config_files: list[Path] = field(default_factory=list)  # --config, merged in order
     overrides: list[str] = field(default_factory=list)
     seed: int | None = None
@@ -48,6 +49,11 @@ class TrainOptions:
                 f"--split {self.split} and {other} both choose the labeled chips. Give one of them: --split "
                 "for a paper's published list, --labeled or --split-file for your own."
             )
+        if self.init_from is not None and not Path(self.init_from).is_file():
+            raise UserError(
+                f"--init-from {self.init_from} does not exist. Pass an earlier run's "
+                "runs/<name>/checkpoints/last.pt (student and EMA) or best.pt."
+            )
         if self.split_file is not None and not Path(self.split_file).is_file():
             raise UserError(
                 f"The split file {self.split_file} does not exist. Pass a labeled.txt written by an earlier "
@@ -66,4 +72,5 @@ def run(options: TrainOptions) -> Path:
         resume=options.resume,
         stop_after=options.stop_after,
         published=options.split,
+        init_from=options.init_from,
     )

@@ -52,6 +52,10 @@ class LabelSource(Protocol):
 
 
 def label_source(path: Path | str, scene: SceneInfo, cfg: LabelsConfig) -> LabelSource:
+    from rsseg_cli.data.label_areas import merged_vector_labels, split_label_files
+
+    if len(files := split_label_files(path)) > 1:  # --labels OLD.gpkg+NEW.gpkg
+        return merged_vector_labels(files, scene, cfg)
     path = as_raster_path(path)
     if path.suffix.lower() in VECTOR_SUFFIXES:
         return VectorLabels(path, scene, cfg)
@@ -290,6 +294,10 @@ class VectorLabels:
             _check_overlap(path, frame.total_bounds, source_bounds, source_crs, scene)
         self.frame = frame
         self.shapes: list | None = None
+        from rsseg_cli.data.label_areas import areas_on_scene
+
+        # --label-areas: squares labeled completely (background inside them), in the scene's CRS
+        self.areas, self.area_files = areas_on_scene(cfg.areas, scene) if cfg.areas else (None, set())
 
     def value_counts(self) -> Counter:
         return Counter(self.frame[self.field].astype(str).tolist())
@@ -322,6 +330,8 @@ class VectorLabels:
         self.tree = self.frame.sindex
         pixel = max(self.scene.res)
         self.edges = None
+        if self.areas is not None:
+            self.area_tree = self.areas.sindex
         if cfg.ignore_buffer > 0:
             self.edges = self.frame.geometry.boundary.buffer(cfg.ignore_buffer * pixel)
             self.edge_tree = self.edges.sindex
@@ -344,19 +354,16 @@ class _VectorLabelReader:
         fill = IGNORE_INDEX if src.cfg.background is None else src.cfg.background
         shape = (gw.height, gw.width)
         bounds = box(*rasterio.windows.bounds(gw.window, scene.transform))
+        if src.cfg.areas:  # background only inside the label areas; polygons are drawn over it
+            from rsseg_cli.data.label_areas import area_base
+
+            out = area_base(src, bounds, shape, tf)
+        else:
+            out = np.full(shape, fill, dtype=np.uint8)
         hits = np.sort(src.tree.query(bounds, predicate="intersects"))
         if len(hits):
             shapes = zip(src.frame.geometry.to_numpy()[hits], src.frame["_class"].to_numpy()[hits])
-            out = rasterize(
-                shapes,
-                out_shape=shape,
-                transform=tf,
-                fill=fill,
-                all_touched=src.cfg.all_touched,
-                dtype="uint8",
-            )
-        else:
-            out = np.full(shape, fill, dtype=np.uint8)
+            out = rasterize(shapes, out=out, transform=tf, all_touched=src.cfg.all_touched, dtype="uint8")
         if src.edges is not None:
             edge_hits = src.edge_tree.query(bounds, predicate="intersects")
             if len(edge_hits):

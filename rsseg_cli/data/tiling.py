@@ -17,6 +17,7 @@ from rsseg_cli.atomic import atomic_dir
 from rsseg_cli.config import Config, reference_config
 from rsseg_cli.data.chips import Chip
 from rsseg_cli.data.classes import ClassTable, check_label_values
+from rsseg_cli.data.label_areas import check_areas_used
 from rsseg_cli.data.label_cells import LabelCells
 from rsseg_cli.data.labels import label_source
 from rsseg_cli.data.manifest import write_manifest
@@ -69,6 +70,7 @@ def plan_scenes(
         _check_chip_fits(info, tile.chip_size, tile.edge)
         labels_of = label_source(labels[i], info, tile.labels) if i < len(labels) else None
         jobs.append(_Job(info, labels_of))
+    check_areas_used(tile.labels.areas, [j.labels for j in jobs])
     first = jobs[0].scene
     for job in jobs[1:]:
         s = job.scene

@@ -25,6 +25,8 @@ from rsseg_cli.engine.input_setup import check_scaling, legacy_run_config, run_n
 from rsseg_cli.engine.loggers import check_loggers
 from rsseg_cli.engine.precision import resolve_device, resolve_precision
 from rsseg_cli.engine.trainer import RunSpec, Trainer, TrainingDiverged
+from rsseg_cli.engine.warm_start import check_spec, load_student, load_teacher, read_warm_start, same_classes
+from rsseg_cli.engine.warm_start import record as warm_record
 from rsseg_cli.errors import UserError
 from rsseg_cli.methods import configured_model
 from rsseg_cli.runs import clear_incomplete_run, mark_latest, new_run_dir, run_folder_state
@@ -83,8 +85,11 @@ def run_training(
     resume: bool = False,
     stop_after: int | None = None,
     published: str | None = None,
+    init_from: Path | None = None,
 ) -> Path:
-    """`published`: a prepared benchmark's published split (co2s/1_8): its labeled, unlabeled and val lists."""
+    """`published`: a prepared benchmark's published split (co2s/1_8): its labeled, unlabeled and val lists.
+    `init_from`: an earlier run's last.pt or best.pt whose weights (and EMA) a new run starts from, with a fresh
+    optimizer and schedule (engine.warm_start); a resumed run ignores it (it already started from it)."""
     device = resolve_device(cfg.train.device)
     configure_determinism(cfg.train.deterministic, device)
     dist = distributed.setup(device)
@@ -97,7 +102,9 @@ def run_training(
         log.setLevel(logging.WARNING)  # rank 0 alone reports
     made: list[Path] = []  # the run folder this call created: a disk or memory fault or a damaged input
     try:  # before its first checkpoint removes it (nothing to resume in it)
-        return _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made, published)
+        return _run(
+            data_dir, cfg, out, split_file, resume, device, dist, stop_after, made, published, init_from
+        )
     except (OSError, MemoryError, UserError) as exc:
         # A diverged run keeps its folder: its train log is what the user needs to see why.
         if not isinstance(exc, TrainingDiverged):
@@ -109,7 +116,9 @@ def run_training(
         distributed.teardown()
 
 
-def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made, published) -> Path:
+def _run(
+    data_dir, cfg, out, split_file, resume, device, dist, stop_after, made, published, init_from
+) -> Path:
     precision = resolve_precision(cfg.train.precision, device)
     data = ChipDataset.open(data_dir)
     if "benchmark" not in data.meta:  # a benchmark recipe's crop is the paper's (its chips are rescaled up)
@@ -146,6 +155,8 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made,
             }
         )
         log.info("resuming the run in %s", run_dir)
+        if init_from is not None:
+            log.info("--init-from %s is ignored: the resumed run already started from its weights", init_from)
     check_loggers(cfg.train.loggers)  # a missing package stops here, before downloads and the run folder
 
     if resuming:
@@ -176,8 +187,14 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made,
 
     torch.manual_seed(cfg.seed)  # the same initial weights for the same seed (and on every DDP process)
     in_chans = len(data.band_names)
-    # A resumed run takes every weight from its checkpoint (nothing to download).
-    method, model = configured_model(cfg, data.meta["classes"], in_chans, band_map, pretrained=not resuming)
+    warm = None if resuming or init_from is None else read_warm_start(init_from, data.band_names)
+    # A resumed run takes every weight from its checkpoint (nothing to download), and so does a warm start
+    # with the same classes; with other classes the new rows start as a fresh run's would.
+    from_file = resuming or (warm is not None and same_classes(warm, data.class_names))
+    method, model = configured_model(cfg, data.meta["classes"], in_chans, band_map, pretrained=not from_file)
+    if warm is not None:
+        check_spec(warm, model.spec.model_dump(mode="json"))
+        load_student(warm, model, data.class_names)  # before the trainer copies it into the EMA teacher
     norm = run_normalization(cfg, data.meta, band_map, model, method)
     if dist.main and state == "restart":
         clear_incomplete_run(run_dir)
@@ -201,6 +218,7 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made,
             "device": str(device),
             "precision": precision,
             "normalization": {"scaling": norm.scaling, "stats": norm.stats},
+            **(warm_record(warm) if warm is not None else {}),
         }
         with atomic_file(run_dir / "run.json") as tmp:
             tmp.write_text(json.dumps(info, indent=2))
@@ -233,6 +251,9 @@ def _run(data_dir, cfg, out, split_file, resume, device, dist, stop_after, made,
         on_checkpoint=lambda: mark_latest(run_dir),  # runs/latest moves only to a run with a checkpoint
     )
     trainer = Trainer(spec, model, method)
+    if warm is not None:
+        load_teacher(warm, trainer.teacher.model if trainer.teacher else None, data.class_names)
+        log.info("started from %s (step %d of its run); a fresh schedule", warm.path, warm.ckpt.step)
     if dist.main and not resuming:
         _record_schedule(run_dir / "run.json", trainer)
     if resuming:

@@ -71,8 +71,9 @@ def test_flag_beats_set_beats_file(cli, training, tmp_path):
         (("--precision", "fp8"), ("train.precision", "(--precision)", "'bf16'")),
         (("--stop-after", "0"), ("--stop-after",)),
         (("--split-file", "nope.txt"), ("split file nope.txt does not exist",)),
+        (("--init-from", "nope.pt"), ("--init-from nope.pt does not exist",)),
     ],
-    ids=["method", "precision", "stop-after", "split-file"],
+    ids=["method", "precision", "stop-after", "split-file", "init-from"],
 )
 def test_other_bad_values(cli, training, args, needles):
     assert_user_error(cli("train", *args), *needles)
@@ -84,7 +85,7 @@ def test_paths_and_switches_reach_training(cli, training, tmp_path):
     assert r.code == 0, r.err
     assert training.args[0] == tmp_path / "d"
     assert training.kwargs == dict(
-        out=tmp_path / "r", split_file=None, resume=True, stop_after=3, published=None
+        out=tmp_path / "r", split_file=None, resume=True, stop_after=3, published=None, init_from=None
     )
     assert cli("train", "--split", "co2s/1_8").code == 0
     assert training.calls[-1][1]["published"] == "co2s/1_8"
