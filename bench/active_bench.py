@@ -96,8 +96,11 @@ def oracle_labels(gt_path: Path, squares: list[tuple[int, int]], chip: int, out:
 
 
 def run_arm(arm: str, scene: Path, gt: Path, test: tuple[Path, Path], start: list, args, work: Path) -> dict:
+    import shutil
+
     import geopandas as gpd
 
+    shutil.rmtree(work, ignore_errors=True)  # a fresh arm: no run folder to resume
     squares = list(start)
     curve, picked_pixels = [], []
     previous = None

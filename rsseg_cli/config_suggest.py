@@ -31,6 +31,9 @@ class SuggestConfig(Strict):
     diversity: float = Field(
         default=1.0, ge=0, description="weight of the spread (feature space and space); 0: plain top-N"
     )
+    max_feature_windows: int = Field(
+        default=20000, ge=1, description="windows whose features are computed (the most uncertain ones)"
+    )
     feature_weight: float = Field(
         default=0.7, ge=0, le=1, description="share of feature distance (vs spatial) in the spread"
     )

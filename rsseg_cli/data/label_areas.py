@@ -16,6 +16,7 @@ import numpy as np
 
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.raster import SceneInfo, as_raster_path
+from rsseg_cli.geo.vector import read_vector
 
 if TYPE_CHECKING:
     from rsseg_cli.config import LabelsConfig
@@ -67,12 +68,11 @@ def merged_vector_labels(paths: list[str], scene: SceneInfo, cfg: LabelsConfig) 
 @functools.lru_cache(maxsize=16)
 def _read_areas(path: str) -> Any:
     """An areas file in its own CRS, read once for every scene."""
-    import geopandas as gpd
 
     if not Path(path).exists():
         raise UserError(f"The label areas {path} do not exist. Check the path (--label-areas).")
     try:
-        frame = gpd.read_file(path)
+        frame = read_vector(path)
     except Exception as exc:  # pyogrio raises several types for unreadable files
         raise UserError(
             f"The label areas {path} could not be read ({str(exc).strip()}). Pass a GeoPackage, GeoJSON or "

@@ -26,6 +26,7 @@ from rsseg_cli.geo.class_raster import CLASS_TAG, class_table_from_tag, read_col
 from rsseg_cli.geo.grid import GridWindow
 from rsseg_cli.geo.raster import SceneInfo, as_raster_path, damaged, open_raster, same_grid
 from rsseg_cli.geo.sources import GdalPath, explain_open_failure
+from rsseg_cli.geo.vector import read_vector
 
 # rasterize() burns polygons into an in-memory dataset of its own, which some GDAL builds report as "not
 # georeferenced" from the reader threads: a warning about rasterio's internals, not about the user's files.
@@ -244,7 +245,6 @@ class VectorLabels:
     kind = "vector"
 
     def __init__(self, path: Path | GdalPath, scene: SceneInfo, cfg: LabelsConfig):
-        import geopandas as gpd  # heavy; only when vector labels are used
 
         self.path = path
         self.scene = scene
@@ -252,7 +252,7 @@ class VectorLabels:
         if not path.exists():
             raise UserError(f"The vector labels {path} do not exist. Check the path.")
         try:
-            frame = gpd.read_file(path)
+            frame = read_vector(path)
         except Exception as exc:  # pyogrio raises several types for unreadable files
             if isinstance(path, GdalPath):
                 raise explain_open_failure(str(path), str(exc), "vector labels") from None

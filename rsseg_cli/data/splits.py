@@ -26,6 +26,7 @@ from rsseg_cli.data.chips import SPLITS, Chip
 from rsseg_cli.data.split_labels import LabelSplitInputs, band_width, pixel_conflicts, split_by_labels
 from rsseg_cli.data.stratify import stratify
 from rsseg_cli.errors import UserError
+from rsseg_cli.geo.vector import read_vector
 
 log = logging.getLogger("rsseg")
 
@@ -190,7 +191,6 @@ def _assign_scenes(
 
 
 def _assign_aoi(chips: list[Chip], scenes: dict[str, SceneGeometry], cfg: SplitConfig) -> None:
-    import geopandas as gpd
 
     if cfg.aoi is None:
         raise UserError(
@@ -198,7 +198,7 @@ def _assign_aoi(chips: list[Chip], scenes: dict[str, SceneGeometry], cfg: SplitC
         )
     path = Path(cfg.aoi)
     try:
-        aoi = gpd.read_file(path)
+        aoi = read_vector(path)
     except Exception as exc:
         raise UserError(f"The split AOI file {path} could not be read ({exc}).") from None
     if "split" not in aoi.columns:

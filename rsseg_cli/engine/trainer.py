@@ -196,7 +196,15 @@ class Trainer:
             raise UserError(
                 f"{path} holds no training state (best.pt is for prediction); resume from last.pt."
             )
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:  # e.g. the dataset's class table changed since the run started
+            detail = next((ln.strip() for ln in str(exc).splitlines()[1:] if ln.strip()), str(exc)[:200])
+            raise UserError(
+                f"{path} does not fit the model this run now builds ({detail}). The dataset probably changed "
+                "since the run started (another class table or bands). Start a new run with another --out "
+                "(--init-from the old checkpoint to keep its weights), or resume with the original dataset."
+            ) from None
         if self.teacher is not None and state["ema"] is not None:
             self.teacher.model.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])

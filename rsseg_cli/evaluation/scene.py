@@ -29,6 +29,7 @@ from rsseg_cli.errors import UserError
 from rsseg_cli.geo.class_raster import MASK_NODATA, read_class_table
 from rsseg_cli.geo.grid import window_grid
 from rsseg_cli.geo.raster import SceneInfo, describe_scene, open_raster, read_window
+from rsseg_cli.geo.vector import read_vector
 
 log = logging.getLogger("rsseg")
 
@@ -314,9 +315,7 @@ def _no_common_pixel(pred: Path, labels: Path, scene: SceneInfo, labeled: int) -
         with rasterio.open(labels) as src:
             bounds, crs = tuple(src.bounds), src.crs
     except rasterio.errors.RasterioIOError:
-        import geopandas as gpd
-
-        frame = gpd.read_file(labels)
+        frame = read_vector(labels)
         bounds, crs = tuple(frame.total_bounds), frame.crs
     why = (
         "the labels have no labeled pixel where the prediction lies"

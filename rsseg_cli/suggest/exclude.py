@@ -17,6 +17,7 @@ from affine import Affine
 
 from rsseg_cli.errors import UserError
 from rsseg_cli.geo.raster import SceneInfo, same_crs
+from rsseg_cli.geo.vector import read_vector
 from rsseg_cli.suggest.candidates import SceneCandidates
 
 KNOWN_SHARE = 0.5  # a window at least this much inside labeled footprints counts as labeled
@@ -24,7 +25,6 @@ KNOWN_SHARE = 0.5  # a window at least this much inside labeled footprints count
 
 def labeled_footprints(sources: list[Path]) -> list:
     """GeoDataFrames of labeled footprints (each with its CRS) from dataset folders and vector files."""
-    import geopandas as gpd
 
     frames: list = []
     for src in sources:
@@ -33,7 +33,7 @@ def labeled_footprints(sources: list[Path]) -> list:
             frames.extend(_dataset_chips(src))
         elif src.is_file():
             try:
-                frame = gpd.read_file(src)
+                frame = read_vector(src)
             except Exception as exc:  # pyogrio/fiona raise their own types
                 raise UserError(f"--exclude {src} is not a readable vector file ({exc}).") from None
             polygons = frame[frame.geometry.notna() & frame.geom_type.isin(["Polygon", "MultiPolygon"])]

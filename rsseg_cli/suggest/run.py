@@ -36,7 +36,7 @@ from rsseg_cli.suggest.candidates import SceneCandidates
 from rsseg_cli.suggest.exclude import labeled_footprints, mark
 from rsseg_cli.suggest.scorer import Scorer, build_scorer
 from rsseg_cli.suggest.scores import needs_disagreement
-from rsseg_cli.suggest.select import Pool, random_picks, select, top_pool
+from rsseg_cli.suggest.select import Pool, nearest_distance, random_picks, select, top_pool
 from rsseg_cli.suggest.squares import squares_frame
 from rsseg_cli.suggest.uncertainty_raster import UncertaintyWriter
 
@@ -126,28 +126,55 @@ def suggest(
             f"chips or areas (--exclude) and the rest have less than {s.min_valid:.0%} valid pixels. Pass "
             "another scene, a smaller --size, or lower suggest.min_valid."
         )
+    novelty = None
     if s.strategy == "random":
         picks = random_picks(pool, s.budget, eligible, np.random.default_rng(seed))
     else:
-        candidates = np.flatnonzero(eligible)
-        chosen = candidates[top_pool(pool.score[candidates], s.budget * s.pool)]
-        looked = np.concatenate([chosen, np.flatnonzero(known)])
-        features = _features(im, scorer, pool, looked, infos, window, cfg) if s.diversity > 0 else None
-        sub = _subset(pool, looked)
-        sub_eligible = np.zeros(len(looked), bool)
-        sub_eligible[: len(chosen)] = True
-        local = select(sub, s.budget, sub_eligible, features, np.arange(len(chosen), len(looked)),
-                       s.diversity, s.feature_weight)  # fmt: skip
-        picks = [int(looked[i]) for i in local]
-        if len(picks) < s.budget:  # the pool ran dry (overlaps): fill with the next best eligible windows
-            taken = np.zeros(len(pool), bool)
-            for i in picks:
-                taken |= pool.overlaps(i)
-            rest = select(pool, s.budget - len(picks), eligible & ~taken, None, None, 0.0)
-            picks += rest
-    frame = squares_frame(pool, picks, all_cands, infos, im.classes)
+        picks, novelty = _pick(im, scorer, pool, eligible, known, infos, window, cfg)
+    frame = squares_frame(pool, picks, all_cands, infos, im.classes, novelty)
     return Suggestions(frame, infos, all_cands, int(eligible.sum()), scorer.source,
                        dict(uncertainty_paths or {}))  # fmt: skip
+
+
+def _pick(im, scorer: Scorer, pool: Pool, eligible: np.ndarray, known: np.ndarray, infos: list[SceneInfo],
+          window: int, cfg: Config) -> tuple[list[int], np.ndarray | None]:  # fmt: skip
+    """Features of the eligible windows (the most uncertain ones beyond suggest.max_feature_windows) and of the
+    labeled ones; novelty (feature distance to the nearest labeled window) joins the hybrid score; then the
+    spread-out selection over the best budget x pool windows. Returns the picks and the novelty per window."""
+    s = cfg.suggest
+    candidates = np.flatnonzero(eligible)
+    if len(candidates) > s.max_feature_windows:
+        candidates = candidates[top_pool(pool.score[candidates], s.max_feature_windows)]
+    labeled = np.flatnonzero(known)
+    use_novelty = s.strategy == "hybrid" and labeled.size > 0
+    features, novelty = None, None
+    if s.diversity > 0 or use_novelty:
+        looked = np.concatenate([candidates, labeled])
+        features = _features(im, scorer, pool, looked, infos, window, cfg)
+        where = np.full(len(pool), -1)
+        where[looked] = np.arange(len(looked))
+        if use_novelty and features is not None:
+            novelty = np.full(len(pool), np.nan)
+            novelty[candidates] = nearest_distance(features[: len(candidates)], features[len(candidates) :])
+            # What the model does not know includes what it has never been shown: windows unlike every
+            # labeled one, however confident its (then uninformed) prediction there.
+            pool.score[candidates] = (
+                (2 * pool.base[candidates] + novelty[candidates]) / 3 * pool.share[candidates]
+            )
+    chosen = candidates[top_pool(pool.score[candidates], s.budget * s.pool)]
+    sub_index = np.concatenate([chosen, labeled])
+    sub_features = features[where[sub_index]] if features is not None else None
+    sub_eligible = np.zeros(len(sub_index), bool)
+    sub_eligible[: len(chosen)] = True
+    local = select(_subset(pool, sub_index), s.budget, sub_eligible, sub_features,
+                   np.arange(len(chosen), len(sub_index)), s.diversity, s.feature_weight)  # fmt: skip
+    picks = [int(sub_index[i]) for i in local]
+    if len(picks) < s.budget:  # the pool ran dry (overlaps): fill with the next best eligible windows
+        taken = np.zeros(len(pool), bool)
+        for i in picks:
+            taken |= pool.overlaps(i)
+        picks += select(pool, s.budget - len(picks), eligible & ~taken, None, None, 0.0)
+    return picks, novelty
 
 
 def _score_scene(im, scorer: Scorer, info: SceneInfo, cands: SceneCandidates, window: int, cfg: Config,
@@ -190,14 +217,16 @@ def _pool(cands: list[SceneCandidates], infos: list[SceneInfo], masks, min_valid
     share = np.concatenate([c.valid_fraction for c in cands])
     excluded = np.concatenate([m[0] for m in masks])
     known = np.concatenate([m[1] for m in masks])
-    score = np.concatenate([c.mean("score") for c in cands]) * share
+    base = np.concatenate([c.mean("score") for c in cands])
     pool = Pool(
         scene=np.concatenate([np.full(len(c), i) for i, c in enumerate(cands)]),
         rows=np.concatenate([c.rows for c in cands]),
         cols=np.concatenate([c.cols for c in cands]),
         size=cands[0].size,
-        score=score,
+        score=base * share,
         diagonal=np.concatenate([np.full(len(c), float(np.hypot(i.height, i.width))) for c, i in zip(cands, infos)]),
+        base=base,
+        share=share,
     )  # fmt: skip
     eligible = (share >= min_valid) & ~excluded & (share > 0)
     return pool, eligible, known
@@ -205,7 +234,7 @@ def _pool(cands: list[SceneCandidates], infos: list[SceneInfo], masks, min_valid
 
 def _subset(pool: Pool, index: np.ndarray) -> Pool:
     return Pool(pool.scene[index], pool.rows[index], pool.cols[index], pool.size, pool.score[index],
-                pool.diagonal[index])  # fmt: skip
+                pool.diagonal[index], pool.base[index], pool.share[index])  # fmt: skip
 
 
 def _features(im, scorer: Scorer, pool: Pool, index: np.ndarray, infos: list[SceneInfo], window: int,

@@ -29,6 +29,8 @@ class Pool:
     size: int
     score: np.ndarray  # (N,) the ranking score (uncertainty x valid fraction)
     diagonal: np.ndarray  # (N,) diagonal of the window's scene, in px
+    base: np.ndarray | None = None  # (N,) mean per-pixel score of the window
+    share: np.ndarray | None = None  # (N,) its valid fraction
 
     def __len__(self) -> int:
         return len(self.score)
@@ -103,6 +105,16 @@ def random_picks(pool: Pool, budget: int, eligible: np.ndarray, rng: np.random.G
             picks.append(int(i))
             available &= ~pool.overlaps(int(i))
     return picks
+
+
+def nearest_distance(features: np.ndarray, known: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Per row of `features`, the distance to the nearest row of `known` (unit vectors, over 2, so in [0, 1]),
+    over the largest one: 1 = the least like anything labeled. In chunks, so memory stays bounded."""
+    a, b = _unit(features), _unit(known)
+    out = np.empty(len(a))
+    for i in range(0, len(a), chunk):
+        out[i : i + chunk] = np.sqrt(np.clip(2.0 - 2.0 * (a[i : i + chunk] @ b.T), 0.0, 4.0)).min(axis=1) / 2
+    return out / max(float(out.max()), 1e-12) if len(out) else out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -16,8 +16,9 @@ log = logging.getLogger("rsseg")
 
 
 def squares_frame(
-    pool: Pool, picks: list[int], cands: list[SceneCandidates], infos: list[SceneInfo], classes: list[dict]
-):
+    pool: Pool, picks: list[int], cands: list[SceneCandidates], infos: list[SceneInfo], classes: list[dict],
+    novelty: np.ndarray | None = None,
+):  # fmt: skip
     """A GeoDataFrame, best first. Squares of scenes in another CRS than the first scene's are reprojected
     into it (a GeoPackage layer has one CRS), with a warning."""
     import geopandas as gpd
@@ -43,6 +44,7 @@ def squares_frame(
             record[name] = (
                 round(float(c.mean(name)[local]), 6) if name != "disagreement" or c.has_disagreement else None
             )
+        record["novelty"] = None if novelty is None or np.isnan(novelty[i]) else round(float(novelty[i]), 6)
         record["valid_fraction"] = round(float(c.valid_fraction[local]), 4)
         record["top_class"] = classes[int(np.argmax(shares))]["name"] if shares.sum() > 0 else None
         for k, cls in enumerate(classes):
@@ -58,6 +60,17 @@ def squares_frame(
             log.warning("squares of %s are reprojected into the CRS of %s", infos[s].name, infos[0].name)
             geom = gpd.GeoSeries([geom], crs=infos[s].crs).to_crs(crs).iloc[0]
         geoms.append(geom)
-    columns = ["rank", "scene", "row", "col", "size", "score", *COMPONENTS, "valid_fraction", "top_class"]
+    columns = [
+        "rank",
+        "scene",
+        "row",
+        "col",
+        "size",
+        "score",
+        *COMPONENTS,
+        "novelty",
+        "valid_fraction",
+        "top_class",
+    ]
     return gpd.GeoDataFrame(rows, columns=columns + [f"share_{c['name']}" for c in classes] if not rows else None,
                             geometry=geoms, crs=crs)  # fmt: skip
