@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from rsseg_cli.compat import is_missing_torch
 from rsseg_cli.errors import Interrupted, UserError
 from rsseg_cli.progress import console
 
@@ -101,6 +102,12 @@ def _library_fault(exc: Exception) -> str | None:
             return MEMORY_FIX
         if isinstance(link, OSError) and (message := os_fault_message(link)):
             return message
+    if isinstance(exc, ImportError) and is_missing_torch(exc):
+        # An install without PyTorch (for .onnx prediction, README) running a command that needs it.
+        return (
+            f"This command needs PyTorch ({exc.name} is not installed). Install it (pip install torch), or "
+            "on this machine predict with an ONNX model: `rsseg predict --checkpoint model.onnx`."
+        )
     text = str(exc).lower()
     if isinstance(exc, ImportError) and ("failed to map segment" in text or "cannot allocate" in text):
         return MEMORY_FIX  # a library could not even be loaded under the memory limit

@@ -22,7 +22,10 @@ def export(
         int | None, typer.Option(help="Window the model takes, in px. [default: the training crop]")
     ] = None,
     dynamic: Annotated[
-        bool, typer.Option(help="Any window size (refused for models that fix it when traced, such as ViTs).")
+        bool,
+        typer.Option(
+            help="Any window size (refused for models that fix it when traced, such as CLIP students)."
+        ),
     ] = False,
     deepness: Annotated[
         bool,

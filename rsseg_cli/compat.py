@@ -5,10 +5,15 @@ its ops library fails to load and the import dies with "operator torchvision::nm
 meta-registrations refer to ops that were never registered). Declaring those operator schemas lets the
 pure-Python parts import; timm and open_clip then work fully, only compiled kernels (ops.nms, image decoding)
 stay unavailable. Anywhere the normal import works, nothing here changes anything.
+
+Also: whether torch can be imported at all. `rsseg predict` with an .onnx model runs on onnxruntime and numpy
+alone, so the modules it touches import torch lazily and ask here first.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import sys
 
@@ -37,3 +42,25 @@ def import_torchvision():
 
         log.debug("torchvision imported without its compiled ops (%s)", exc)
     return torchvision
+
+
+# The packages a machine without PyTorch lacks (timm, open_clip and torchvision all need torch).
+TORCH_PACKAGES = frozenset({"torch", "torchvision", "timm", "open_clip"})
+
+
+def is_missing_torch(exc: ImportError) -> bool:
+    """Whether an ImportError says that torch (or a package built on it) is not installed, as opposed to a
+    broken import inside rsseg that must not be hidden."""
+    return (exc.name or "").split(".")[0] in TORCH_PACKAGES
+
+
+@functools.cache
+def has_torch() -> bool:
+    """torch is importable (checked once: an import either works for the whole process or never does)."""
+    try:
+        importlib.import_module("torch")
+    except ImportError as exc:
+        if not is_missing_torch(exc):
+            raise
+        return False
+    return True

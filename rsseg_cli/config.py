@@ -371,7 +371,7 @@ def _methods() -> dict[str, str]:
 
 
 def _method_class(name: str) -> Any:
-    return importlib.import_module("rsseg_cli.methods").method_class(name)
+    return importlib.import_module("rsseg_cli.methods").schema_class(name)  # works without torch
 
 
 @functools.cache

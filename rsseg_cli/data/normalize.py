@@ -17,11 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from rsseg_cli.errors import UserError
+
+if TYPE_CHECKING:  # imported by stretch/standardize only: prediction with an .onnx model runs without torch
+    import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -108,6 +111,8 @@ class Normalization:
 
     def stretch(self, raw: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Raw (C, H, W) or (B, C, H, W) values -> float32 in [0, 1]."""
+        import torch
+
         x = torch.as_tensor(np.asarray(raw, dtype=np.float32) if isinstance(raw, np.ndarray) else raw).float()
         shape = (-1, 1, 1) if x.dim() == 3 else (1, -1, 1, 1)
         low = torch.tensor(self.low, dtype=x.dtype, device=x.device).view(shape)
@@ -116,6 +121,8 @@ class Normalization:
 
     def standardize(self, unit: torch.Tensor) -> torch.Tensor:
         """[0, 1] images (B, C, H, W) or (C, H, W) -> model input."""
+        import torch
+
         shape = (-1, 1, 1) if unit.dim() == 3 else (1, -1, 1, 1)
         mean = torch.tensor(self.mean, dtype=unit.dtype, device=unit.device).view(shape)
         std = torch.tensor(self.std, dtype=unit.dtype, device=unit.device).view(shape)

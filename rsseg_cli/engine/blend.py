@@ -16,16 +16,28 @@ probabilities either way.
   down the scene (`advance`), so memory depends on the window and band width, never on the scene.
 
 It imports only geo/ (predict/ builds on engine/, never the reverse).
+
+Two array kinds, one code: torch tensors (validation on the model's device, the .pt stream on the CPU), or
+numpy arrays with `device=NUMPY` (the .onnx stream, which runs where torch is not installed). They differ in
+the last bits (torch's and numpy's sin and fused multiply-add round differently), so each path keeps its own
+kind rather than one converting to the other: a .pt prediction stays what it was, an .onnx one is the same
+with or without torch.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from rsseg_cli.geo.grid import EdgePolicy, axis_starts
+
+if TYPE_CHECKING:
+    import torch
+
+NUMPY = "numpy"  # the `device` of numpy arrays
 
 
 def stride_for(window: int, overlap: float) -> int:
@@ -54,10 +66,16 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     return axis_starts(length, window, stride, edge_policy(length, window))
 
 
-def hann_profile(size: int, flat_start: bool, flat_end: bool, device=None) -> torch.Tensor:
+def hann_profile(size: int, flat_start: bool, flat_end: bool, device=None) -> Any:
     """1-D weight: sin^2 rising from the window edges, flat (1) on sides that touch the image border."""
-    i = torch.arange(size, dtype=torch.float32, device=device)
-    w = torch.sin(math.pi * (i + 0.5) / size) ** 2
+    if device == NUMPY:
+        i = np.arange(size, dtype=np.float32)
+        w = np.sin(np.float32(math.pi) * (i + np.float32(0.5)) / np.float32(size)) ** 2
+    else:
+        import torch
+
+        i = torch.arange(size, dtype=torch.float32, device=device)
+        w = torch.sin(math.pi * (i + 0.5) / size) ** 2
     half = size // 2
     if flat_start:
         w[:half] = 1.0
@@ -67,9 +85,7 @@ def hann_profile(size: int, flat_start: bool, flat_end: bool, device=None) -> to
 
 
 @functools.lru_cache(maxsize=36)  # 9 border cases per window size and device; read-only, never written to
-def _weight(
-    size: int, top: bool, bottom: bool, left: bool, right: bool, device: torch.device
-) -> torch.Tensor:
+def _weight(size: int, top: bool, bottom: bool, left: bool, right: bool, device: Any) -> Any:
     rows = hann_profile(size, top, bottom, device)
     cols = hann_profile(size, left, right, device)
     return rows[:, None] * cols[None, :]
@@ -77,17 +93,15 @@ def _weight(
 
 def window_weight(
     row: int, col: int, window: int, height: int, width: int, device: torch.device | str | None = None
-) -> torch.Tensor:
+) -> Any:
     """The (window, window) blending weight of the window at (row, col) of a height x width image: flat on
-    the sides where it touches the image border. Cached: do not modify the returned tensor."""
-    return _weight(
-        window,
-        row == 0,
-        row + window >= height,
-        col == 0,
-        col + window >= width,
-        torch.device(device if device is not None else "cpu"),
-    )
+    the sides where it touches the image border; a numpy array for device=NUMPY, else a tensor. Cached: do
+    not modify the returned array."""
+    if device != NUMPY:
+        import torch
+
+        device = torch.device(device if device is not None else "cpu")
+    return _weight(window, row == 0, row + window >= height, col == 0, col + window >= width, device)
 
 
 class BlendAccumulator:
@@ -114,22 +128,31 @@ class BlendAccumulator:
         lead = (channels,) if isinstance(channels, int) else tuple(channels)
         self.row0, self.col0 = row0, col0
         self.height, self.width = height, width
-        self.sum = torch.zeros((*lead, height, width), dtype=torch.float32, device=device)
-        self.weight = torch.zeros((height, width), dtype=torch.float32, device=device)
-        self.valid = torch.zeros((height, width), dtype=torch.bool, device=device) if track_valid else None
+        self.numpy = device == NUMPY
+        if self.numpy:
+            zeros: Any = np.zeros
+            f32, boolean = np.float32, np.bool_
+        else:
+            import torch
+
+            zeros = functools.partial(torch.zeros, device=device)
+            f32, boolean = torch.float32, torch.bool
+        self.sum = zeros((*lead, height, width), dtype=f32)
+        self.weight = zeros((height, width), dtype=f32)
+        self.valid = zeros((height, width), dtype=boolean) if track_valid else None
 
     @property
     def nbytes(self) -> int:
         planes = [self.sum, self.weight] + ([self.valid] if self.valid is not None else [])
-        return sum(t.element_size() * t.nelement() for t in planes)
+        return sum(t.nbytes if self.numpy else t.element_size() * t.nelement() for t in planes)
 
     def add(
         self,
         row: int,
         col: int,
-        probs: torch.Tensor,
-        weight: torch.Tensor,
-        valid: torch.Tensor | None = None,
+        probs: Any,
+        weight: Any,
+        valid: Any = None,
     ) -> None:
         """Add `probs` (*channels, h, w) placed at image (row, col), times `weight` (>= h, >= w; its top-left
         part is used), and OR `valid` (h, w) into the validity plane. Parts outside the region are dropped."""
@@ -141,7 +164,10 @@ class BlendAccumulator:
         src = (slice(r0 - row, r1 - row), slice(c0 - col, c1 - col))
         dst = (slice(r0 - self.row0, r1 - self.row0), slice(c0 - self.col0, c1 - self.col0))
         wt = weight[src]
-        self.sum[(..., *dst)].addcmul_(probs[(..., *src)], wt)  # in place: no temporary window product
+        if self.numpy:
+            self.sum[(..., *dst)] += probs[(..., *src)] * wt
+        else:
+            self.sum[(..., *dst)].addcmul_(probs[(..., *src)], wt)  # in place: no temporary window product
         self.weight[dst] += wt
         if valid is not None and self.valid is not None:
             self.valid[dst] |= valid[src]
@@ -151,13 +177,14 @@ class BlendAccumulator:
         c0, c1 = (self.col0, self.col0 + self.width) if cols is None else cols
         return slice(0, n), slice(c0 - self.col0, c1 - self.col0)
 
-    def result(self, rows: int | None = None, cols: tuple[int, int] | None = None) -> torch.Tensor:
+    def result(self, rows: int | None = None, cols: tuple[int, int] | None = None) -> Any:
         """Blended predictions: sum / weight over the first `rows` rows of the region (all by default) and the
         image columns [cols[0], cols[1]) (the whole region by default); 0 where no weight arrived."""
         rs, cs = self._span(rows, cols)
-        return self.sum[..., rs, cs] / self.weight[rs, cs].clamp_min(1e-12)
+        weight = self.weight[rs, cs]
+        return self.sum[..., rs, cs] / (np.maximum(weight, 1e-12) if self.numpy else weight.clamp_min(1e-12))
 
-    def covered(self, rows: int | None = None, cols: tuple[int, int] | None = None) -> torch.Tensor:
+    def covered(self, rows: int | None = None, cols: tuple[int, int] | None = None) -> Any:
         """Where some weight arrived and, with `track_valid`, a window marked the pixel valid."""
         rs, cs = self._span(rows, cols)
         out = self.weight[rs, cs] > 0
@@ -174,6 +201,6 @@ class BlendAccumulator:
             if keep:
                 # torch refuses overlapping in-place copies: the kept rows go through a temporary (as numpy's
                 # overlapping assignment does internally).
-                t[..., :keep, :] = t[..., n:, :].clone()
+                t[..., :keep, :] = t[..., n:, :] if self.numpy else t[..., n:, :].clone()
             t[..., keep:, :] = 0
         self.row0 += n

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from rsseg_cli import __version__
 from rsseg_cli.atomic import atomic_file
 from rsseg_cli.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where files are read or written: an .onnx model's metadata builds a
+    # Checkpoint (without weights) on machines without torch
+    import torch
+    from torch import nn
 
 KIND = "rsseg-checkpoint"
 FORMAT = 3  # 1: rsseg 0.1.0 (no "format" key); 2: no input scaling / statistics choice
@@ -58,6 +60,8 @@ class Checkpoint:
         payload["rsseg_version"] = __version__
         payload["format"] = FORMAT
         payload["palette"] = self.palette  # also readable without rsseg (product contract)
+        import torch
+
         with atomic_file(Path(path)) as tmp:
             torch.save(payload, tmp)
 
@@ -68,6 +72,8 @@ class Checkpoint:
             raise UserError(
                 f"The checkpoint {path} does not exist. Pass --checkpoint runs/<name>/checkpoints/best.pt."
             )
+        import torch
+
         try:
             payload = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as exc:  # truncated, foreign or unsafe files raise many types

@@ -8,8 +8,9 @@ Adding a method: one file in this package with a `Method` subclass, and one line
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from rsseg_cli.compat import is_missing_torch
 from rsseg_cli.errors import UserError
 
 if TYPE_CHECKING:  # importing this package stays light (no torch): the CLI lists METHODS in its help
@@ -30,6 +31,42 @@ def method_class(name: str) -> type[Method]:
         raise UserError(f"Unknown method {name!r}. Choose one of: {', '.join(METHODS)}.")
     module, _, cls = METHODS[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def schema_class(name: str) -> Any:
+    """What the configuration schema reads of a method (options, defaults, section, check_options): the
+    method's class, or, where torch is not installed (`rsseg predict` with an .onnx model, which reads no
+    train.* setting), a stand-in whose section accepts any keys, so that a config file made for training
+    still loads there."""
+    try:
+        return method_class(name)
+    except ImportError as exc:
+        if not is_missing_torch(exc):
+            raise
+        return _unloadable(name)
+
+
+def _unloadable(name: str) -> type:
+    from pydantic import BaseModel, ConfigDict
+
+    class AnySection(BaseModel):
+        """settings of a method that needs torch (not installed here): kept, not checked"""
+
+        model_config = ConfigDict(extra="allow")
+
+    class Unloadable:
+        options = AnySection
+        defaults: ClassVar[dict[str, Any]] = {}
+
+        @classmethod
+        def section(cls) -> str:
+            return name.replace("-", "_")  # as Method.section
+
+        @classmethod
+        def check_options(cls, options: Any) -> None:
+            return None
+
+    return Unloadable
 
 
 def method_from_config(cfg, classes, in_chans: int, band_map) -> Method:

@@ -45,7 +45,9 @@ class Segmenter(nn.Module):
 
     def decode(self, features: Sequence[torch.Tensor], size: Sequence[int]) -> torch.Tensor:
         """(B, num_classes, *size) logits from `encode`'s features of an input of that size."""
-        h, w = int(size[0]), int(size[1])
+        # Traced (a dynamic-window ONNX export), the sizes stay the tracer's values, so that the graph's resize
+        # and crop follow the input instead of the example's size.
+        h, w = (size[0], size[1]) if torch.jit.is_tracing() else (int(size[0]), int(size[1]))
         p = self.backbone.patch_size
         gh, gw = features[0].shape[-2:]
         if gh * p >= h and gw * p >= w:

@@ -11,8 +11,7 @@ part is a result like any other: no rank stops while the others wait for it.
 from __future__ import annotations
 
 import logging
-
-import torch
+from typing import TYPE_CHECKING
 
 from rsseg_cli.config import PredictConfig
 from rsseg_cli.engine import distributed
@@ -26,14 +25,21 @@ from rsseg_cli.predict.model import InferenceModel
 from rsseg_cli.predict.scene import PartResult, SceneResult, finish_from_parts, predict_bands, remove_parts
 from rsseg_cli.predict.shard import assign
 
+if TYPE_CHECKING:  # torch is imported only where it runs: an .onnx model predicts without it
+    import torch
+
+    from rsseg_cli.engine.precision import OnnxDevice
+
 log = logging.getLogger("rsseg")
 
 
-def join(opts: PredictConfig) -> tuple[Dist, torch.device]:
+def join(opts: PredictConfig) -> tuple[Dist, torch.device | OnnxDevice]:
     """The process group when started by torchrun (gloo on CPU, nccl on CUDA) and this rank's device."""
     device = resolve_device(opts.device)
     dist = distributed.setup(device)
     if dist.enabled and device.type == "cuda":
+        import torch  # a process group exists only with torch
+
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     return dist, device

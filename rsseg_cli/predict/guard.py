@@ -12,12 +12,14 @@ import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # the ONNX path (no torch) checks windows too
+    from torch import nn
 
 from rsseg_cli.atomic import _alive, read_only
+from rsseg_cli.compat import has_torch
 from rsseg_cli.errors import UserError
-from rsseg_cli.models.patch import patch_size
 
 log = logging.getLogger("rsseg")
 
@@ -45,9 +47,17 @@ def available_memory() -> int | None:
     return None
 
 
+def _patch_size(model: nn.Module) -> int | None:
+    if not has_torch():  # the ONNX path's PatchInfo; importing rsseg_cli.models would import torch
+        return getattr(model, "patch_size", None)
+    from rsseg_cli.models.patch import patch_size
+
+    return patch_size(model)
+
+
 def check_window(window: int, model: nn.Module, crop: int, batch_size: int, bands: int) -> None:
     """Refuse, before any work, a --window the model cannot use well or the memory cannot hold."""
-    p = patch_size(model)
+    p = _patch_size(model)
     if p is not None and window < p:
         raise UserError(
             f"--window {window} is smaller than the model's patch size ({p} px): each window would be padded "

@@ -3,7 +3,9 @@
 
 The graph takes raw values (divided by its input scale) and returns probabilities: `prepare` casts the
 window and gives invalid pixels the raw value that standardizes to 0, as the .pt path does (the pipeline
-masks them in the outputs). TTA views are flipped / rotated on the torch side around onnxruntime.
+masks them in the outputs). TTA views are flipped / rotated in numpy around onnxruntime. Nothing here needs
+torch: windows, probabilities and the stream's blending are numpy arrays (`arrays`), so a machine with
+onnxruntime and without PyTorch predicts.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
 from rsseg_cli.engine.checkpoint import Checkpoint
 from rsseg_cli.errors import UserError
@@ -36,8 +37,9 @@ class OnnxInferenceModel:
     session: Any  # onnxruntime.InferenceSession
     checkpoint: Checkpoint  # rebuilt from the metadata, without weights
     metadata: dict[str, Any]
-    device: torch.device
+    device: Any  # a torch.device, or without torch an engine.precision.OnnxDevice: its .type is read
     precision: str = "fp32"  # the graph's own
+    arrays: ClassVar[str] = "numpy"  # what predictor() and prepare() take and return (predict.stream)
 
     @property
     def classes(self) -> list[dict]:
@@ -63,7 +65,7 @@ class OnnxInferenceModel:
     def input_scale(self) -> float:
         return float(self.metadata.get("rsseg_input_scale") or 1.0)
 
-    def predictor(self, tta: str = "none") -> Callable[[torch.Tensor], torch.Tensor]:
+    def predictor(self, tta: str = "none") -> Callable[[np.ndarray], np.ndarray]:
         """Batch of raw windows (B, C, w, w) -> probabilities (B, K, w, w) on the CPU."""
         if tta not in TTA_VIEWS:
             raise UserError(f"--tta {tta!r} is not known; use one of {', '.join(TTA_VIEWS)}.")
@@ -75,24 +77,24 @@ class OnnxInferenceModel:
         )
         fixed = self.fixed_window
 
-        def predict(x: torch.Tensor) -> torch.Tensor:
+        def predict(x: np.ndarray) -> np.ndarray:
             if fixed is not None and x.shape[-1] != fixed:
                 raise UserError(
                     f"{self.path} was exported for {fixed} px windows, but --window {x.shape[-1]} was asked. "
                     f"Leave out --window, or export again with --window-size {x.shape[-1]} (or --dynamic)."
                 )
-            x = x.float().cpu()
+            x = np.asarray(x, dtype=np.float32)
             total = None
             for forward, inverse in views:
-                view = np.ascontiguousarray(forward(x).numpy())
-                p = inverse(torch.from_numpy(session.run([output], {name: view})[0]))
-                total = p if total is None else total.add_(p)
+                view = np.ascontiguousarray(forward(x))
+                p = inverse(session.run([output], {name: view})[0])
+                total = p if total is None else np.add(total, p, out=total)
             assert total is not None
             return total / len(views) if len(views) > 1 else total
 
         return predict
 
-    def prepare(self, data: np.ndarray, valid: np.ndarray) -> torch.Tensor:
+    def prepare(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """Raw window (C, h, w) -> the graph's input (raw values / the input scale, float32). Invalid pixels
         are set to the low end of the stretch, as model_input sets them to the band mean: never nodata
         values (e.g. -9999 or 65535) pushing strong values into their neighbours."""
@@ -101,7 +103,7 @@ class OnnxInferenceModel:
             x[:, ~valid] = self._neutral
         if self.input_scale != 1.0:
             x /= self.input_scale
-        return torch.from_numpy(x)
+        return x
 
     @property
     def _neutral(self) -> np.ndarray:
@@ -111,7 +113,7 @@ class OnnxInferenceModel:
         return (low + np.asarray(n["mean"], np.float32) * (high - low)).reshape(-1, 1)
 
 
-def load_onnx_model(path: Path, device: torch.device, student: str | None = None) -> OnnxInferenceModel:
+def load_onnx_model(path: Path, device: Any, student: str | None = None) -> OnnxInferenceModel:
     ort = require("onnxruntime", "Predicting with an .onnx model")
     path = Path(path)
     if not path.is_file():

@@ -100,6 +100,7 @@ def _stream(im: InferenceModel, opts: PredictConfig) -> StreamPredictor:
         overlap=opts.overlap_fraction,
         batch_size=opts.batch_size,
         band_width=opts.band_width,
+        arrays=im.arrays,  # numpy for an .onnx model: it predicts without torch
     )
 
 

@@ -20,11 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import torch
 
-from rsseg_cli.engine.blend import BlendAccumulator, stride_for, window_starts, window_weight
+from rsseg_cli.engine.blend import NUMPY, BlendAccumulator, stride_for, window_starts, window_weight
 from rsseg_cli.geo.grid import DEFAULT_WINDOW
 
 # (row0, row1, col0, col1) of the region, class probabilities (K, h, w) float32, validity (h, w) bool.
@@ -72,17 +72,23 @@ class StreamPlan:
 class StreamPredictor:
     def __init__(
         self,
-        predict: Callable[[torch.Tensor], torch.Tensor],
-        prepare: Callable[[np.ndarray], torch.Tensor],
+        predict: Callable[[Any], Any],
+        prepare: Callable[[np.ndarray], Any],
         num_classes: int,
         window: int,
         overlap: float = 0.25,
         batch_size: int = 8,
         band_width: int = DEFAULT_WINDOW,
         prefetch: int = 2,
+        arrays: str = "torch",
     ):
         """`predict` maps a batch of model inputs (B, C, w, w) to class probabilities (B, K, w, w);
-        `prepare` turns raw window data (C, w, w) into a model input tensor (C, w, w)."""
+        `prepare` turns raw window data (C, w, w) into a model input (C, w, w). `arrays` is what they take
+        and return: "torch" tensors (a .pt model), or "numpy" arrays (an .onnx model, torch not needed);
+        the blending is done in the same kind (engine.blend says why)."""
+        if arrays not in ("torch", NUMPY):
+            raise ValueError(f"arrays must be torch or numpy, got {arrays!r}")
+        self.arrays = arrays
         self.predict = predict
         self.prepare = prepare
         self.num_classes = num_classes
@@ -152,6 +158,21 @@ class StreamPredictor:
                 except queue.Empty:
                     thread.join(timeout=0.05)
 
+    def _predict_batch(self, inputs: list[Any]) -> Any:
+        """Stacked inputs -> probabilities (B, K, w, w), float32 on the CPU, in the stream's array kind."""
+        if self.arrays == NUMPY:
+            return np.asarray(self.predict(np.stack(inputs)), dtype=np.float32)
+        import torch
+
+        return self.predict(torch.stack(inputs)).float().cpu()
+
+    def _as_arrays(self, a: np.ndarray) -> Any:
+        if self.arrays == NUMPY:
+            return a
+        import torch
+
+        return torch.from_numpy(a)
+
     def _band(
         self, plan: StreamPlan, read: WindowReader, x0: int, x1: int, cols: list[int], sink: Sink, on_window
     ) -> None:
@@ -160,19 +181,19 @@ class StreamPredictor:
         span = min(plan.width, max(c + w for c in cols)) - left  # the band plus its halo
         rows = plan.rows
         # One window-high strip over the band and its halo, sliding down: rows [acc.row0, acc.row0 + w).
-        acc = BlendAccumulator(self.num_classes, w, span, row0=0, col0=left, track_valid=True)
+        device = NUMPY if self.arrays == NUMPY else None  # None: torch on the CPU
+        acc = BlendAccumulator(self.num_classes, w, span, row0=0, col0=left, device=device, track_valid=True)
         self.peak_buffer_bytes = max(self.peak_buffer_bytes, acc.nbytes)
         pending: list[tuple[int, int, np.ndarray, np.ndarray]] = []
         row_index = 0
 
         def flush() -> None:
             t0 = time.perf_counter()
-            batch = torch.stack([self.prepare(d) for _, _, d, _ in pending])
-            probs = self.predict(batch).float().cpu()
+            probs = self._predict_batch([self.prepare(d) for _, _, d, _ in pending])
             self.model_seconds += time.perf_counter() - t0
             for (r, c, _, v), p in zip(pending, probs):
-                weight = window_weight(r, c, w, plan.height, plan.width)
-                acc.add(r, c, p, weight, torch.from_numpy(np.asarray(v, dtype=bool)))
+                weight = window_weight(r, c, w, plan.height, plan.width, device)
+                acc.add(r, c, p, weight, self._as_arrays(np.asarray(v, dtype=bool)))
                 if on_window is not None:
                     on_window(1)
             pending.clear()
@@ -182,8 +203,8 @@ class StreamPredictor:
             n = min(upto, plan.height) - acc.row0
             if n <= 0:
                 return
-            probs = acc.result(n, (x0, x1)).numpy()
-            sink(acc.row0, acc.row0 + n, x0, x1, probs, acc.covered(n, (x0, x1)).numpy())
+            probs = _numpy(acc.result(n, (x0, x1)))
+            sink(acc.row0, acc.row0 + n, x0, x1, probs, _numpy(acc.covered(n, (x0, x1))))
             acc.advance(n)
 
         per_row = len(cols)
@@ -198,3 +219,7 @@ class StreamPredictor:
                 row_index += 1
                 # Rows above the next window row receive nothing more: they are final.
                 emit(rows[row_index] if row_index < len(rows) else plan.height)
+
+
+def _numpy(a: Any) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.numpy()

@@ -111,7 +111,7 @@ def test_deepness_input_takes_values_over_255(tmp_path):
     assert json.loads(meta["resolution"]) == 30.0
 
 
-def test_window_size_is_exported_and_dynamic_vit_is_refused(tmp_path):
+def test_window_size_is_exported(tmp_path):
     ckpt = save_method_checkpoint(tmp_path / "best.pt", "supervised")
     out = tmp_path / "w48.onnx"
     run(ExportOptions(onnx=out, checkpoint=ckpt, window_size=48))
@@ -119,8 +119,36 @@ def test_window_size_is_exported_and_dynamic_vit_is_refused(tmp_path):
     np.testing.assert_allclose(onnx_probs(out, raw), torch_probs(ckpt, raw), atol=1e-4)
     with pytest.raises(UserError, match="multiple of the model's patch size"):
         run(ExportOptions(onnx=tmp_path / "w50.onnx", checkpoint=ckpt, window_size=50))
+
+
+@pytest.mark.parametrize("method", ["supervised", "rs-mtdf"])
+def test_dynamic_vit_follows_the_window(tmp_path, method):
+    """The ViT's position embedding is resized inside the graph: windows larger and smaller than the one
+    traced (the crop, 32 px; the tiny ViT's own grid is 4 x 4 patches) agree with torch."""
+    ckpt = save_method_checkpoint(tmp_path / "best.pt", method)
+    out = tmp_path / "dyn.onnx"
+    summary = run(ExportOptions(onnx=out, checkpoint=ckpt, dynamic=True))
+    assert summary["window"] is None
+    for size in (16, 48, 80):
+        raw = raw_batch(2, size, seed=size)
+        np.testing.assert_allclose(onnx_probs(out, raw), torch_probs(ckpt, raw), atol=1e-4)
+
+
+def test_aa_bicubic_weights_equal_torchs_antialiased_resize():
+    from rsseg_cli.export.onnx_graph import aa_bicubic_weights
+
+    grid = torch.randn(1, 5, 13, 11)
+    for h, w in [(13, 11), (26, 40), (5, 4), (7, 30), (1, 1)]:
+        expected = torch.nn.functional.interpolate(grid, (h, w), mode="bicubic", antialias=True)
+        got = torch.einsum("hy,ncyx,wx->nchw", aa_bicubic_weights(13, h), grid, aa_bicubic_weights(11, w))
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_dynamic_clip_student_is_refused(tmp_path):
+    """open_clip's attention reshapes with sizes fixed when traced: refused, nothing written."""
+    ckpt = save_method_checkpoint(tmp_path / "best.pt", "co2s", variant="clip")
     with pytest.raises(UserError, match="dynamic window"):
-        run(ExportOptions(onnx=tmp_path / "dyn.onnx", checkpoint=ckpt, dynamic=True))
+        run(ExportOptions(onnx=tmp_path / "dyn.onnx", checkpoint=ckpt, student="clip", dynamic=True))
     assert not (tmp_path / "dyn.onnx").exists()  # nothing half-written
 
 

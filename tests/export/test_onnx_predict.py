@@ -78,3 +78,15 @@ def test_onnx_predict_without_onnxruntime_says_how_to_install(tmp_path, cli, mon
 
     with pytest.raises(UserError, match=r"pip install 'rsseg-cli\[onnx\]'"):
         load_inference_model(model, torch.device("cpu"), "fp32")
+
+
+def test_dynamic_export_predicts_at_another_window(tmp_path, cli):
+    ckpt = save_method_checkpoint(tmp_path / "best.pt", "supervised")
+    model = tmp_path / "dyn.onnx"
+    run(ExportOptions(onnx=model, checkpoint=ckpt, dynamic=True))
+    scene = write_raster(tmp_path / "s.tif", scene_data(70, 90))
+    (tmp_path / "pt").mkdir(), (tmp_path / "onnx").mkdir()
+    mask_pt, probs_pt = _predict(cli, scene, ckpt, tmp_path / "pt", "--window", "48")
+    mask_onnx, probs_onnx = _predict(cli, scene, model, tmp_path / "onnx", "--window", "48")
+    assert int((mask_pt != mask_onnx).sum()) <= 3
+    assert np.abs(probs_pt - probs_onnx).max() <= 1 / 255 + 1e-9

@@ -110,3 +110,26 @@ def test_reader_errors_surface():
 
     with pytest.raises(OSError, match="disk gone"):
         pred.run(read, 64, 64, lambda *a: None)
+
+
+@pytest.mark.parametrize(("overlap", "band"), [(0.25, 4096), (0.5, 64)])
+def test_numpy_arrays_blend_as_torch_tensors(overlap, band):
+    """An .onnx model streams numpy arrays (no torch needed): the same blend as tensors, to float rounding
+    (numpy's sin and multiply-add round their last bits differently from torch's)."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1)  # not window-local: the blending weights matter
+
+    def model(x):
+        with torch.no_grad():
+            return conv(torch.as_tensor(x)).softmax(dim=1)
+
+    image = np.random.default_rng(0).normal(size=(3, 90, 110)).astype(np.float32)
+    valid = np.ones((90, 110), bool)
+    valid[5:20, 30:50] = False
+    kwargs = {"window": 32, "overlap": overlap, "batch_size": 3, "band_width": band}
+    tensors = StreamPredictor(model, torch.from_numpy, 4, **kwargs)
+    arrays = StreamPredictor(lambda x: model(x).numpy(), lambda d: d, 4, arrays="numpy", **kwargs)
+    (out_t, ok_t), (out_n, ok_n) = run(tensors, image, valid), run(arrays, image, valid)
+    np.testing.assert_allclose(out_n, out_t, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(ok_n, ok_t)
+    assert tensors.peak_buffer_bytes == arrays.peak_buffer_bytes
