@@ -138,7 +138,7 @@ def run_arm(arm: str, scene: Path, gt: Path, test: tuple[Path, Path], start: lis
             d / "report",
             "--overwrite",
         )
-        miou = json.loads((d / "report" / "metrics.json").read_text())["mIoU"]
+        miou = 100 * json.loads((d / "report" / "metrics.json").read_text())["mean_iou"]
         curve.append({"round": r, "chips": len(squares), "mIoU": miou})
         logging.getLogger("bench").warning(
             "%s round %d: %d chips, test mIoU %.2f", arm, r, len(squares), miou

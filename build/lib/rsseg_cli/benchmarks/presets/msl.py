@@ -1,0 +1,16 @@
+"""MSL (Mars-Seg, Mars Science Laboratory images) in the Co2S prepared layout: JPG images, PNG labels 0..8 used
+as they are."""
+
+from rsseg_cli.benchmarks.layouts import CO2S
+from rsseg_cli.benchmarks.preset import Preset
+
+PRESET = Preset(
+    name="msl",
+    title="MSL",
+    layouts=(CO2S,),
+    lists="co2s/msl",
+    recipe="co2s/msl.yaml",
+    conversion="identity",
+    protocol="co2s",
+    test_is_val=True,
+)

@@ -1,0 +1,1 @@
+"""Prediction over whole scenes: streaming sliding-window inference and its outputs."""
