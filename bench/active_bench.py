@@ -73,13 +73,16 @@ def make_scene(kind: str, out: Path, seed: int, size: int) -> tuple[Path, Path]:
     return ragged, s.labels
 
 
-def chip_windows(labels: Path, chip: int) -> list[tuple[int, int]]:
-    """Grid windows whose pixels are all labeled in the ground truth (where the initial chips are drawn)."""
+def chip_windows(scene: Path, labels: Path, chip: int) -> list[tuple[int, int]]:
+    """Grid windows whose pixels are all labeled in the ground truth and valid in the scene (where the
+    initial chips are drawn)."""
     with rasterio.open(labels) as src:
-        gt = src.read(1)
-    h, w = gt.shape
+        good = src.read(1) != 255
+    with rasterio.open(scene) as src:
+        good &= src.dataset_mask() > 0
+    h, w = good.shape
     return [(r, c) for r in range(0, h - chip + 1, chip) for c in range(0, w - chip + 1, chip)
-            if (gt[r : r + chip, c : c + chip] != 255).all()]  # fmt: skip
+            if good[r : r + chip, c : c + chip].all()]  # fmt: skip
 
 
 def oracle_labels(gt_path: Path, squares: list[tuple[int, int]], chip: int, out: Path) -> Path:
@@ -202,7 +205,7 @@ def main() -> None:
     for kind in args.scenes:
         scene, gt = make_scene(kind, args.work / kind / "pool", 0, args.size)
         test = make_scene(kind, args.work / kind / "test", 100, args.size // 2)
-        windows = chip_windows(gt, args.chip)
+        windows = chip_windows(scene, gt, args.chip)
         for seed in args.seeds:
             args.seed_now = seed
             rng = np.random.default_rng(seed)

@@ -158,3 +158,22 @@ def test_changed_class_table_loads_the_rest_and_warns(dataset, earlier, tmp_path
             for new_row, old_row in ((j, keep.index(j)) for j in keep):
                 torch.testing.assert_close(t[new_row], state[part][key][old_row], rtol=0, atol=0)
             assert not torch.equal(t[dropped], torch.zeros_like(t[dropped])) or "bias" in key
+
+
+def test_resuming_a_run_whose_dataset_changed_classes_is_a_clear_error(
+    cli, make_scene, tmp_path, monkeypatch
+):
+    """A run folder reused with a dataset of another class table: exit 2 with the way out, not a traceback."""
+    from tests.helpers import TINY_TRAIN
+
+    monkeypatch.chdir(tmp_path)
+    sets = [x for s in [*TINY_TRAIN, "train.crop=32", "train.iterations=2"] for x in ("--set", s)]
+    for k, data in ((4, "d4"), (3, "d3")):  # the same scene (same chip ids), labels of 4 then 3 classes
+        scene = make_scene(h=128, w=128, name="s", k=k)
+        r = cli("tile", scene.image, "--labels", scene.labels, "--out", data, "--chip-size", "32",
+                "--set", "tile.split.method=scene", "--keep-incomplete")  # fmt: skip
+        assert r.code == 0, r.out + r.err
+    assert cli("train", "--data", "d4", "--out", "run", "--method", "supervised", "--no-val", *sets).code == 0
+    r = cli("train", "--data", "d3", "--out", "run", "--method", "supervised", "--no-val", *sets)
+    assert r.code == 2, r.out + r.err
+    assert "--init-from" in r.out + r.err and "Traceback" not in r.out + r.err

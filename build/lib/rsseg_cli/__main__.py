@@ -1,4 +1,0 @@
-from rsseg_cli.cli import main
-
-if __name__ == "__main__":
-    main()

@@ -1,2 +1,0 @@
-"""Public benchmarks: the papers' prepared dataset layouts (`rsseg prepare`), their published split lists and
-their evaluation protocols."""

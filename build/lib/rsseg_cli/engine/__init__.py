@@ -1,1 +1,0 @@
-"""The shared training loop and what it needs: distribution, sampling, precision, schedules, EMA, checkpoints."""

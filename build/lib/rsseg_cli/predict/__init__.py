@@ -1,1 +1,0 @@
-"""Prediction over whole scenes: streaming sliding-window inference and its outputs."""

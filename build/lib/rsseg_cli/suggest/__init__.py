@@ -1,1 +1,0 @@
-"""`rsseg suggest`: where the next labels help most (uncertain and diverse chip-sized windows)."""
