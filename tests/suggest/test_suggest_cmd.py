@@ -135,3 +135,26 @@ def test_existing_output_is_refused_and_an_onnx_model_explained(cli, tmp_path, c
     r = cli("suggest", scene.image, "--checkpoint", onnx, "--out", tmp_path / "t.gpkg")
     assert r.code == 2 and "best.pt" in r.out + r.err
     assert not (tmp_path / "t.gpkg").exists()
+
+
+@pytest.mark.parametrize(("method", "source"), [("co2s", "students"), ("rs-mtdf", "views")])
+def test_every_method_gives_its_disagreement_and_features(cli, tmp_path, scene, method, source):
+    """Co2S: its two students disagree; RS-MTDF without last.pt: the flip views. Features come from the
+    student backbones (Co2S) or the fused segmenter's encoder, and the novelty of windows against --exclude."""
+    from tests.export import save_method_checkpoint
+
+    ckpt = save_method_checkpoint(
+        tmp_path / "best.pt", method, variant="ensemble" if method == "co2s" else None
+    )
+    areas = tmp_path / "areas.gpkg"
+    with rasterio.open(scene.image) as src:
+        left = shapely.box(src.bounds.left, src.bounds.bottom, src.bounds.left + 64, src.bounds.top)
+        crs = src.crs
+    gpd.GeoDataFrame(geometry=[left], crs=crs).to_file(areas)
+    out = tmp_path / "s.gpkg"
+    r = cli("suggest", scene.image, "--checkpoint", ckpt, "--budget", "3", "--out", out, "--exclude", areas,
+            "--no-quicklook", "--no-uncertainty")  # fmt: skip
+    assert r.code == 0, r.out + r.err
+    assert f"disagreement: {source}" in (r.out + r.err).replace("\n", " ")
+    frame = _squares(out)
+    assert len(frame) == 3 and frame["novelty"].notna().all() and (frame["col"] >= 64).all()
