@@ -152,7 +152,8 @@ def run_arm(arm: str, scene: Path, gt: Path, test: tuple[Path, Path], start: lis
         strategy = args.strategy if arm == "active" else "random"
         rsseg("suggest", scene, "--checkpoint", best, "--budget", args.per_round, "--strategy", strategy,
               "--exclude", d / "data", "--out", d / "suggestions.gpkg", "--seed", args.seed_now * 100 + r,
-              "--no-quicklook", "--no-uncertainty", "--overwrite")  # fmt: skip
+              "--no-quicklook", "--no-uncertainty", "--overwrite",
+              *(x for v in (args.suggest_set if arm == "active" else []) for x in ("--set", v)))  # fmt: skip
         picks = gpd.read_file(d / "suggestions.gpkg", layer="suggestions")
         new = [(int(p.row), int(p.col)) for p in picks.itertuples()]
         with rasterio.open(gt) as src:
@@ -187,6 +188,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100, help="steps of each warm-started round")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--strategy", default="hybrid")
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        default=["active", "random"],
+        choices=["active", "random"],
+        help="arms to run; the others are read from --work's active_bench.json (same settings)",
+    )
+    p.add_argument("--suggest-set", nargs="*", default=[], help="--set values for the active arm's suggest")
     p.add_argument("--cold", action="store_true", help="train each round from scratch (no --init-from)")
     p.add_argument("--work", type=Path, default=Path("/tmp/rsseg-active-bench"))
     args = p.parse_args()
@@ -200,7 +209,8 @@ def main() -> None:
 
     args.classes = args.work / "classes.yaml"
     args.classes.write_text(yaml.safe_dump({"classes": SAMPLE_CLASSES}))
-    results: dict = {}
+    saved = args.work / "active_bench.json"
+    results: dict = json.loads(saved.read_text()) if saved.exists() else {}
     t0 = time.perf_counter()
     for kind in args.scenes:
         scene, gt = make_scene(kind, args.work / kind / "pool", 0, args.size)
@@ -210,7 +220,7 @@ def main() -> None:
             args.seed_now = seed
             rng = np.random.default_rng(seed)
             start = [windows[i] for i in rng.choice(len(windows), args.start, replace=False)]
-            for arm in ("active", "random"):
+            for arm in args.arms:
                 key = f"{kind}/{seed}/{arm}"
                 results[key] = run_arm(
                     arm, scene, gt, test, start, args, args.work / kind / f"seed{seed}" / arm

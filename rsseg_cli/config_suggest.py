@@ -24,6 +24,16 @@ class SuggestConfig(Strict):
     strategy: Literal["entropy", "margin", "disagreement", "hybrid", "random"] = Field(
         default="hybrid", description="what ranks windows: entropy, margin, disagreement, hybrid (entropy + disagreement) or random"
     )  # fmt: skip
+    selection: Literal["clusters", "spread"] = Field(
+        default="clusters",
+        description="clusters: one typical, uncertain window per group of windows the labels do not cover yet "
+        "(few labels); spread: the most uncertain windows, spread out in feature space and space",
+    )
+    uncertainty_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="clusters: exponent of the uncertainty against typicality within a group",
+    )
     min_valid: float = Field(default=0.5, ge=0, le=1, description="least share of valid pixels in a window")
     pool: int = Field(
         default=10, ge=1, description="the selection scans the budget x this many most uncertain windows"
@@ -33,6 +43,9 @@ class SuggestConfig(Strict):
     )
     max_feature_windows: int = Field(
         default=20000, ge=1, description="windows whose features are computed (the most uncertain ones)"
+    )
+    max_labeled_windows: int = Field(
+        default=2000, ge=1, description="labeled windows whose features are computed (a random sample beyond)"
     )
     feature_weight: float = Field(
         default=0.7, ge=0, le=1, description="share of feature distance (vs spatial) in the spread"

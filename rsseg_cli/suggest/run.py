@@ -36,7 +36,14 @@ from rsseg_cli.suggest.candidates import SceneCandidates
 from rsseg_cli.suggest.exclude import labeled_footprints, mark
 from rsseg_cli.suggest.scorer import Scorer, build_scorer
 from rsseg_cli.suggest.scores import needs_disagreement
-from rsseg_cli.suggest.select import Pool, nearest_distance, random_picks, select, top_pool
+from rsseg_cli.suggest.select import (
+    Pool,
+    nearest_distance,
+    random_picks,
+    select,
+    select_clusters,
+    top_pool,
+)
 from rsseg_cli.suggest.squares import squares_frame
 from rsseg_cli.suggest.uncertainty_raster import UncertaintyWriter
 
@@ -140,18 +147,22 @@ def _pick(im, scorer: Scorer, pool: Pool, eligible: np.ndarray, known: np.ndarra
           window: int, cfg: Config) -> tuple[list[int], np.ndarray | None]:  # fmt: skip
     """Features of the eligible windows (the most uncertain ones beyond suggest.max_feature_windows) and of the
     labeled ones; novelty (feature distance to the nearest labeled window) joins the hybrid score; then the
-    spread-out selection over the best budget x pool windows. Returns the picks and the novelty per window."""
+    selection: one window per group the labels do not cover (clusters), or the spread-out best of the
+    budget x pool most uncertain (spread). Returns the picks and the novelty per window."""
     s = cfg.suggest
     candidates = np.flatnonzero(eligible)
     if len(candidates) > s.max_feature_windows:
         candidates = candidates[top_pool(pool.score[candidates], s.max_feature_windows)]
     labeled = np.flatnonzero(known)
+    if len(labeled) > s.max_labeled_windows:  # enough to know what is covered; features cost a forward pass
+        labeled = np.sort(
+            np.random.default_rng(cfg.seed).choice(labeled, s.max_labeled_windows, replace=False)
+        )
     use_novelty = s.strategy == "hybrid" and labeled.size > 0
-    features, novelty = None, None
+    features, novelty, where = None, None, np.full(len(pool), -1)
     if s.diversity > 0 or use_novelty:
         looked = np.concatenate([candidates, labeled])
         features = _features(im, scorer, pool, looked, infos, window, cfg)
-        where = np.full(len(pool), -1)
         where[looked] = np.arange(len(looked))
         if use_novelty and features is not None:
             novelty = np.full(len(pool), np.nan)
@@ -161,13 +172,22 @@ def _pick(im, scorer: Scorer, pool: Pool, eligible: np.ndarray, known: np.ndarra
             pool.score[candidates] = (
                 (2 * pool.base[candidates] + novelty[candidates]) / 3 * pool.share[candidates]
             )
-    chosen = candidates[top_pool(pool.score[candidates], s.budget * s.pool)]
-    sub_index = np.concatenate([chosen, labeled])
-    sub_features = features[where[sub_index]] if features is not None else None
-    sub_eligible = np.zeros(len(sub_index), bool)
-    sub_eligible[: len(chosen)] = True
-    local = select(_subset(pool, sub_index), s.budget, sub_eligible, sub_features,
-                   np.arange(len(chosen), len(sub_index)), s.diversity, s.feature_weight)  # fmt: skip
+    if s.selection == "clusters" and s.diversity > 0 and features is not None:
+        # Every eligible window competes: the groups, not the uncertainty ranking, decide where picks go.
+        sub_index = np.concatenate([candidates, labeled])
+        sub_eligible = np.zeros(len(sub_index), bool)
+        sub_eligible[: len(candidates)] = True
+        local = select_clusters(_subset(pool, sub_index), s.budget, sub_eligible, features,
+                                np.arange(len(candidates), len(sub_index)), np.random.default_rng(cfg.seed),
+                                s.uncertainty_weight)  # fmt: skip
+    else:
+        chosen = candidates[top_pool(pool.score[candidates], s.budget * s.pool)]
+        sub_index = np.concatenate([chosen, labeled])
+        sub_features = features[where[sub_index]] if features is not None else None
+        sub_eligible = np.zeros(len(sub_index), bool)
+        sub_eligible[: len(chosen)] = True
+        local = select(_subset(pool, sub_index), s.budget, sub_eligible, sub_features,
+                       np.arange(len(chosen), len(sub_index)), s.diversity, s.feature_weight)  # fmt: skip
     picks = [int(sub_index[i]) for i in local]
     if len(picks) < s.budget:  # the pool ran dry (overlaps): fill with the next best eligible windows
         taken = np.zeros(len(pool), bool)

@@ -120,3 +120,80 @@ def nearest_distance(features: np.ndarray, known: np.ndarray, chunk: int = 4096)
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def kmeans(x: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 25) -> np.ndarray:
+    """Cluster labels of the rows of `x` (k-means++ seeding, Lloyd iterations), vectorized."""
+    n = len(x)
+    k = max(1, min(k, n))
+    centres = [x[rng.integers(n)]]
+    nearest = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        total = nearest.sum()
+        i = int(rng.choice(n, p=nearest / total)) if total > 0 else int(rng.integers(n))
+        centres.append(x[i])
+        nearest = np.minimum(nearest, ((x - x[i]) ** 2).sum(1))
+    c = np.stack(centres)
+    labels = np.zeros(n, int)
+    for _ in range(iterations):
+        d = (x**2).sum(1)[:, None] - 2 * x @ c.T + (c**2).sum(1)[None, :]
+        new = d.argmin(1)
+        if (new == labels).all() and _ > 0:
+            break
+        labels = new
+        for j in range(k):
+            members = x[labels == j]
+            if len(members):
+                c[j] = members.mean(0)
+    return labels
+
+
+def typicality(x: np.ndarray, neighbours: int = 20) -> np.ndarray:
+    """Inverse mean distance to the nearest `neighbours` rows (TypiClust's density): high = typical."""
+    if len(x) < 2:
+        return np.ones(len(x))
+    d = np.sqrt(np.clip((x**2).sum(1)[:, None] - 2 * x @ x.T + (x**2).sum(1)[None, :], 0, None))
+    k = min(neighbours, len(x) - 1)
+    near = np.partition(d, k, axis=1)[:, 1 : k + 1]  # column 0 is the row itself
+    return 1.0 / (near.mean(1) + 1e-12)
+
+
+def select_clusters(
+    pool: Pool,
+    budget: int,
+    eligible: np.ndarray,
+    features: np.ndarray,
+    known: np.ndarray,
+    rng: np.random.Generator,
+    uncertainty_weight: float = 1.0,
+) -> list[int]:
+    """Low-budget batch selection: cluster the windows (eligible and labeled) into |labeled| + budget groups;
+    visit the groups no labeled window falls in, largest first (what the labels do not cover yet), then the
+    rest; from each take the window with the best typicality x uncertainty^uncertainty_weight (both relative
+    to the group's best). With a few labels, typical windows of uncovered groups teach more than the most
+    confusing ones (Hacohen et al. 2022, TypiClust); uncertainty decides within a group."""
+    unit = _unit(features)
+    labels = kmeans(unit, len(known) + budget, rng)
+    covered = set(labels[known].tolist())
+    sizes = np.bincount(labels[eligible], minlength=labels.max() + 1)
+    order = sorted((c for c in range(len(sizes)) if sizes[c]), key=lambda c: (c in covered, -sizes[c]))
+    available = np.asarray(eligible, bool).copy()
+    picks: list[int] = []
+    while len(picks) < budget and available.any():
+        progressed = False
+        for c in order:
+            if len(picks) == budget:
+                break
+            members = np.flatnonzero(available & (labels == c))
+            if not len(members):
+                continue
+            typical = typicality(unit[members])
+            score = pool.score[members]
+            gain = typical / typical.max() * np.power(score / max(score.max(), 1e-12), uncertainty_weight)
+            i = int(members[np.argmax(gain)])
+            picks.append(i)
+            available &= ~pool.overlaps(i)
+            progressed = True
+        if not progressed:
+            break
+    return picks

@@ -7,7 +7,7 @@ import pytest
 
 from rsseg_cli.suggest.candidates import SceneCandidates
 from rsseg_cli.suggest.scores import combine, components, entropy, margin
-from rsseg_cli.suggest.select import Pool, random_picks, select
+from rsseg_cli.suggest.select import Pool, kmeans, random_picks, select, select_clusters
 
 
 def _probs(rng, k, h, w):
@@ -98,3 +98,36 @@ def test_random_picks_are_eligible_and_disjoint():
     assert len(picks) == 5 and all(eligible[i] for i in picks)
     assert not any(pool.overlaps(a)[b] for a in picks for b in picks if a != b)
     assert picks != random_picks(pool, 5, eligible, np.random.default_rng(1))
+
+
+def test_clusters_go_where_the_labels_are_not():
+    """Three groups of windows; labeled ones sit in the first two: picks come from the third first, and each
+    group's pick is its most typical and uncertain member; picks never overlap."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(3) * 5
+    groups = np.repeat(np.arange(3), 30)
+    features = centres[groups] + rng.normal(0, 0.3, (90, 3))
+    n = len(groups)
+    pool = Pool(np.arange(n), np.zeros(n, int), np.zeros(n, int), 10, rng.random(n), np.full(n, 100.0))
+    known = np.array([0, 1, 30, 31])
+    eligible = np.ones(n, bool)
+    eligible[known] = False
+    picks = select_clusters(pool, 1, eligible, features, known, np.random.default_rng(0))
+    assert groups[picks[0]] == 2
+    # Without uncertainty, the pick is the group's most typical window (nearest the others).
+    typical = select_clusters(
+        pool, 1, eligible, features, known, np.random.default_rng(0), uncertainty_weight=0
+    )
+    members = np.flatnonzero(groups == 2)
+    spread = [np.linalg.norm(features[members] - features[i], axis=1).mean() for i in members]
+    assert spread[list(members).index(typical[0])] <= np.median(spread)
+    picks = select_clusters(pool, 6, eligible, features, known, np.random.default_rng(0))
+    assert len(picks) == 6 and len(set(picks)) == 6 and 2 in set(groups[picks])
+    assert not set(picks) & set(known.tolist())
+
+
+def test_kmeans_finds_separated_groups():
+    rng = np.random.default_rng(1)
+    x = np.r_[rng.normal(0, 0.1, (20, 2)), rng.normal(5, 0.1, (20, 2))]
+    labels = kmeans(x, 2, rng)
+    assert len(set(labels[:20])) == 1 and len(set(labels[20:])) == 1 and labels[0] != labels[-1]
