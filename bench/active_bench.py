@@ -180,6 +180,7 @@ def main() -> None:
     p.add_argument("--scenes", nargs="+", default=["sample", "second"], choices=["sample", "second"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--size", type=int, default=1024, help="pool and test scene side, px")
+    p.add_argument("--test-size", type=int, default=None, help="test scene side, px [default: --size]")
     p.add_argument("--chip", type=int, default=64)
     p.add_argument("--start", type=int, default=4, help="labeled chips before the first round")
     p.add_argument("--per-round", type=int, default=4, help="chips labeled per round")
@@ -214,7 +215,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for kind in args.scenes:
         scene, gt = make_scene(kind, args.work / kind / "pool", 0, args.size)
-        test = make_scene(kind, args.work / kind / "test", 100, args.size // 2)
+        test = make_scene(kind, args.work / kind / "test", 100, args.test_size or args.size)
         windows = chip_windows(scene, gt, args.chip)
         for seed in args.seeds:
             args.seed_now = seed

@@ -105,3 +105,33 @@ def mark(cands: SceneCandidates, scene: SceneInfo, footprints: list) -> tuple[np
 def _apply(transform: Affine, geoms: np.ndarray) -> np.ndarray:
     """Geometries through an affine transform (pixel <-> map coordinates), vectorized."""
     return shapely.transform(geoms, lambda xy: np.column_stack(transform * (xy[:, 0], xy[:, 1])))
+
+
+def labeled_class_pixels(sources: list[Path], classes: list[dict]) -> np.ndarray | None:
+    """Labeled pixels per class (in `classes` order, matched by name) of the labeled chips of the dataset
+    folders among `sources`; None when no dataset says (vector files of areas do not)."""
+    import pandas as pd
+    import yaml
+
+    names = [c["name"] for c in classes]
+    total, found = np.zeros(len(names)), False
+    for root in map(Path, sources):
+        if not (root / "dataset.yaml").is_file():
+            continue
+        meta = yaml.safe_load((root / "dataset.yaml").read_text())
+        chips = pd.read_csv(root / "chips.csv")
+        labeled = chips[chips["labeled"].astype(str).str.lower() == "true"]
+        for c in meta.get("classes") or []:
+            column = f"px_{c['id']}"
+            if c["name"] in names and column in labeled:
+                total[names.index(c["name"])] += float(labeled[column].sum())
+                found = True
+    return total if found else None
+
+
+def rarity_weights(pixels: np.ndarray, floor: float = 0.01) -> np.ndarray:
+    """Per class, (labeled share + floor)^-1/2 over its largest: 1 for classes the labels lack, small for the
+    ones they are full of (class-balanced acquisition, Cai et al. 2021)."""
+    share = pixels / max(float(pixels.sum()), 1.0)
+    w = (share + floor) ** -0.5
+    return w / w.max()

@@ -33,7 +33,7 @@ from rsseg_cli.predict.model import InferenceModel, load_inference_model
 from rsseg_cli.predict.stream import StreamPredictor
 from rsseg_cli.progress import progress
 from rsseg_cli.suggest.candidates import SceneCandidates
-from rsseg_cli.suggest.exclude import labeled_footprints, mark
+from rsseg_cli.suggest.exclude import labeled_class_pixels, labeled_footprints, mark, rarity_weights
 from rsseg_cli.suggest.scorer import Scorer, build_scorer
 from rsseg_cli.suggest.scores import needs_disagreement
 from rsseg_cli.suggest.select import (
@@ -126,6 +126,14 @@ def suggest(
         all_cands.append(cands)
         masks.append(mark(cands, info, footprints))
     pool, eligible, known = _pool(all_cands, infos, masks, s.min_valid)
+    rarity = None
+    counts = labeled_class_pixels(exclude, im.classes) if s.strategy == "hybrid" else None
+    if counts is not None:
+        # Uncertainty where the model predicts what the labels lack counts more: per window, the expected
+        # rarity weight of its predicted classes.
+        rarity = np.concatenate([c.class_shares() for c in all_cands]) @ rarity_weights(counts)
+        pool.base *= rarity
+        pool.score = pool.base * pool.share
     if not eligible.any():
         excluded = int(sum(m[0].sum() for m in masks))
         raise UserError(
@@ -138,7 +146,7 @@ def suggest(
         picks = random_picks(pool, s.budget, eligible, np.random.default_rng(seed))
     else:
         picks, novelty = _pick(im, scorer, pool, eligible, known, infos, window, cfg)
-    frame = squares_frame(pool, picks, all_cands, infos, im.classes, novelty)
+    frame = squares_frame(pool, picks, all_cands, infos, im.classes, novelty, rarity)
     return Suggestions(frame, infos, all_cands, int(eligible.sum()), scorer.source,
                        dict(uncertainty_paths or {}))  # fmt: skip
 
@@ -274,7 +282,7 @@ def _features(im, scorer: Scorer, pool: Pool, index: np.ndarray, infos: list[Sce
             with rasterio.open(info.path) as src:
                 for start in range(0, len(mine), batch):
                     chunk = mine[start : start + batch]
-                    x = []
+                    x, masks = [], []
                     for j in chunk:
                         i = index[j]
                         # Inside the scene where it fits: a window hanging over the top/left edge cannot be read.
@@ -287,7 +295,8 @@ def _features(im, scorer: Scorer, pool: Pool, index: np.ndarray, infos: list[Sce
                         )
                         data, valid = read_window(src, info, Window(c, r, window, window))
                         x.append(im.prepare(data, valid))
-                    f = scorer.features(torch.stack(x)).numpy()
+                        masks.append(torch.from_numpy(np.asarray(valid, dtype=bool)))
+                    f = scorer.features(torch.stack(x), torch.stack(masks)).numpy()
                     for j, row in zip(chunk, f):
                         out[j] = row
                     bar.advance(len(chunk))

@@ -37,7 +37,7 @@ class Scorer:
 
     source: str  # students | ema | views | none
     predict: Callable[[torch.Tensor], torch.Tensor]
-    features: Callable[[torch.Tensor], torch.Tensor]
+    features: Callable[..., torch.Tensor]  # (inputs, validity (B, w, w) or None) -> (B, D)
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:
@@ -107,19 +107,31 @@ def build_scorer(im: InferenceModel, tta: str = "none", disagreement: bool = Tru
         return torch.cat([main, spread[:, None]], dim=1)
 
     @torch.inference_mode()
-    def features(x: torch.Tensor) -> torch.Tensor:
+    def features(x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
         x = x.to(device, non_blocking=True)
         with autocast(precision, device):
-            return pooled_features(model, x).float().cpu()
+            return pooled_features(model, x, None if valid is None else valid.to(device)).float().cpu()
 
     return Scorer(source, predict, features)
 
 
-def pooled_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """(B, D): the last feature map of the backbone, averaged over the window (both students for Co2S)."""
+def pooled_features(model: nn.Module, x: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, D): the last feature map of the backbone averaged over the window's valid part (both students for
+    Co2S). Invalid pixels enter the network as the band mean; averaging over them would make every window at
+    a nodata edge look alike and unlike the rest."""
     students = getattr(model, "students", None)
-    if students is not None:
-        return torch.cat([s.features(x)[-1].mean(dim=(-2, -1)) for s in students.values()], dim=1)
-    if hasattr(model, "encode"):
-        return model.encode(x)[-1].mean(dim=(-2, -1))
-    raise TypeError(f"{type(model).__name__} offers no backbone features")
+    maps = [s.features(x)[-1] for s in students.values()] if students is not None else None
+    if maps is None:
+        if not hasattr(model, "encode"):
+            raise TypeError(f"{type(model).__name__} offers no backbone features")
+        maps = [model.encode(x)[-1]]
+    out = []
+    for m in maps:
+        if valid is None:
+            out.append(m.mean(dim=(-2, -1)))
+            continue
+        # The share of valid pixels under each feature cell, as the weight of that cell.
+        w = torch.nn.functional.adaptive_avg_pool2d(valid[:, None].float(), m.shape[-2:])
+        w = torch.where(w.sum(dim=(-2, -1), keepdim=True) > 0, w, torch.ones_like(w))
+        out.append((m * w).sum(dim=(-2, -1)) / w.sum(dim=(-2, -1)))
+    return torch.cat(out, dim=1)

@@ -18,6 +18,7 @@ log = logging.getLogger("rsseg")
 def squares_frame(
     pool: Pool, picks: list[int], cands: list[SceneCandidates], infos: list[SceneInfo], classes: list[dict],
     novelty: np.ndarray | None = None,
+    rarity: np.ndarray | None = None,
 ):  # fmt: skip
     """A GeoDataFrame, best first. Squares of scenes in another CRS than the first scene's are reprojected
     into it (a GeoPackage layer has one CRS), with a warning."""
@@ -45,6 +46,7 @@ def squares_frame(
                 round(float(c.mean(name)[local]), 6) if name != "disagreement" or c.has_disagreement else None
             )
         record["novelty"] = None if novelty is None or np.isnan(novelty[i]) else round(float(novelty[i]), 6)
+        record["rarity"] = None if rarity is None else round(float(rarity[i]), 6)
         record["valid_fraction"] = round(float(c.valid_fraction[local]), 4)
         record["top_class"] = classes[int(np.argmax(shares))]["name"] if shares.sum() > 0 else None
         for k, cls in enumerate(classes):
