@@ -125,3 +125,15 @@ def dataset(tmp_path_factory) -> Path:
     cfg = load_config(overrides=["tile.chip_size=64", "tile.split.block_size=2"])
     tile_scenes([sample.scene], [sample.labels], root / "data", cfg)
     return root / "data"
+
+
+@pytest.fixture
+def no_plots(monkeypatch):
+    """Training without its matplotlib pictures (the validation confusion-matrix PNG, a placeholder file
+    instead, and plots/training_curves.png), ~1-2 s per validation on a CPU: for tests that check steps,
+    weights, splits or scores; metrics.jsonl, validation/metrics.json and the checkpoints are still written."""
+    from rsseg_cli import plots
+    from rsseg_cli.evaluation import report
+
+    monkeypatch.setattr(report, "_write_png", lambda path, *a, **k: Path(path).write_bytes(b""))
+    monkeypatch.setattr(plots, "training_curves", lambda run_dir: None)

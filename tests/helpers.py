@@ -11,6 +11,9 @@ TINY_MODEL = [
     "model.weights=none",
     "model.backbone_kwargs={depth: 2, embed_dim: 48, num_heads: 3, patch_size: 8, img_size: 64}",
 ]
+# A narrower DPT head (the "s" preset is 64 features, [48, 96, 192, 384] channels, and dominates a tiny
+# model's forward pass): for tests that check plumbing (splits, protocols, resumes), not what a model learns.
+TINY_HEAD = ["model.head_features=8", "model.head_channels=[8, 8, 8, 8]"]
 TINY_TRAIN = [
     *TINY_MODEL,
     "train.crop=48",

@@ -18,7 +18,7 @@ import yaml
 from rsseg_cli.benchmarks.lists import ratios, read_list
 from tests.benchmarks.fixtures import BENCHMARKS, make_fixture
 from tests.commands.helpers import assert_user_error
-from tests.helpers import TINY_TRAIN
+from tests.helpers import TINY_HEAD, TINY_TRAIN
 
 # The published crops carry no georeferencing (GID's and DWL Potsdam's TIFs): rasterio says so on every read.
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -224,7 +224,7 @@ def test_label_value_outside_the_table_is_named(tmp_path, cli):
 
 # --- rsseg train --split -------------------------------------------------------------------------------------
 
-TRAIN_SETS = [*TINY_TRAIN, "train.iterations=2", "train.eval_every=2", "train.crop=32"]
+TRAIN_SETS = [*TINY_TRAIN, *TINY_HEAD, "train.iterations=2", "train.eval_every=2", "train.crop=32"]
 
 
 def _train_args(data: Path, out: Path, split: str) -> list[str]:
@@ -247,17 +247,7 @@ def _stems(list_name: str) -> list[str]:
     return sorted(Path(line[0]).stem for line in read_list(list_name))
 
 
-@pytest.fixture(scope="module")
-def mer_full(tmp_path_factory) -> Path:
-    """Every image MER's lists name (1064, 32 px) prepared once: the only benchmark small enough."""
-    root = tmp_path_factory.mktemp("mer-full")
-    fixture = make_fixture("mer", root / "src", full=True, size=SIZE)
-    assert len(fixture["chips"]) == 1064
-    assert _main("prepare", "mer", fixture["src"], "--out", root / "data") == 0
-    return root / "data"
-
-
-def test_split_trains_on_exactly_the_listed_chips(mer_full, tmp_path, cli):
+def test_split_trains_on_exactly_the_listed_chips(mer_full, tmp_path, cli, no_plots):
     run = tmp_path / "run"
     result = cli(*_train_args(mer_full, run, "co2s/1_8"))
     assert result.code == 0, result.err[-3000:]

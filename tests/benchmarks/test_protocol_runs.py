@@ -13,7 +13,7 @@ import pytest
 
 from rsseg_cli.benchmarks.lists import read_list
 from tests.benchmarks.fixtures import make_fixture
-from tests.benchmarks.test_prepare import TRAIN_SETS, mer_full  # noqa: F401  (the module-scoped fixture)
+from tests.benchmarks.test_prepare import TRAIN_SETS
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -26,7 +26,9 @@ def _records(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_published_split_runs_score_with_the_recipes_protocol_on_the_papers_lists(mer_full, tmp_path, cli):  # noqa: F811
+def test_published_split_runs_score_with_the_recipes_protocol_on_the_papers_lists(
+    mer_full, tmp_path, cli, no_plots
+):
     run = tmp_path / "run"
     args = ["train", "--data", mer_full, "--out", run, "--method", "supervised", "--split", "co2s/1_8"]
     first = cli(*args, "--stop-after", "1", *_sets("evaluate.protocol=co2s"))

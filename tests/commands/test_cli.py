@@ -147,7 +147,7 @@ def test_sample_then_tile_in_empty_folder(cli, tmp_path, monkeypatch):
 
 
 def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
-    r = cli("demo", "--out", tmp_path / "demo", "--size", "768", "--steps", "4")
+    r = cli("demo", "--out", tmp_path / "demo", "--size", "512", "--steps", "2")
     assert r.code == 0, r.err
     data = tmp_path / "demo" / "data"
     meta = yaml.safe_load((data / "dataset.yaml").read_text())
@@ -160,7 +160,7 @@ def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     assert (run / "eval" / "val" / "metrics.json").exists()
     pred = tmp_path / "demo" / "predictions"
     with rasterio.open(pred / "scene_mask.tif") as m:
-        assert m.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and (m.height, m.width) == (768, 768)
+        assert m.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and (m.height, m.width) == (512, 512)
     assert len(gpd.read_file(pred / "scene_polygons.gpkg")) > 0
     assert (pred / "quicklook.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The map is scored against the scene's labels, and the quick-look says how good it is: 4 steps from
@@ -168,7 +168,7 @@ def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     scene_metrics = json.loads((pred / "scene_vs_labels" / "metrics.json").read_text())
     err = " ".join(r.err.split())
     assert f"map vs labels: mIoU {100 * scene_metrics['mean_iou']:.0f} %" in err
-    assert "4 steps from random weights" in err
+    assert "2 steps from random weights" in err
     assert re.search(r"demo took \d+ s \(\d+ CPU s\): sample \d+ s, tile \d+ s, train \d+ s", err)
     # After the demo, predict works with defaults (runs/latest) from inside the demo folder.
     monkeypatch.chdir(tmp_path / "demo")
@@ -176,9 +176,9 @@ def test_demo_runs_end_to_end(cli, tmp_path, monkeypatch):
     assert r.code == 0, r.err
     assert (tmp_path / "demo" / "mask.tif").exists()
     monkeypatch.chdir(tmp_path)
-    again = cli("demo", "--out", tmp_path / "demo", "--size", "768", "--steps", "4")
+    again = cli("demo", "--out", tmp_path / "demo", "--size", "512", "--steps", "2")
     assert again.code == 2 and "--overwrite" in again.err
-    assert cli("demo", "--out", tmp_path / "demo", "--size", "768", "--steps", "2", "--overwrite").code == 0
+    assert cli("demo", "--out", tmp_path / "demo", "--size", "512", "--steps", "1", "--overwrite").code == 0
 
 
 def test_per_band_nodata_through_a_vrt(tmp_path):

@@ -23,7 +23,7 @@ def _dataset(root):
 
 
 def test_three_scenes_in_two_processes_equal_one_process(make_scene, tmp_path):
-    scenes = [make_scene(h=200 + 40 * i, w=260, name=f"s{i}") for i in range(3)]
+    scenes = [make_scene(h=120 + 20 * i, w=160, name=f"s{i}") for i in range(3)]
     images, labels = [s.image for s in scenes], [s.labels for s in scenes]
     one = tile_scenes(images, labels, tmp_path / "one", load_config(overrides=SETS))
     two = tile_scenes(images, labels, tmp_path / "two", load_config(overrides=[*SETS, "tile.processes=2"]))
@@ -36,7 +36,7 @@ def test_three_scenes_in_two_processes_equal_one_process(make_scene, tmp_path):
 
 
 def test_processes_flag_reaches_the_config(make_scene, tmp_path, cli):
-    a, b = make_scene(name="a"), make_scene(name="b")
+    a, b = make_scene(h=128, w=128, name="a"), make_scene(h=128, w=128, name="b")
     r = cli("tile", a.image, b.image, "-l", a.labels, "-l", b.labels, "--out", tmp_path / "d",
             "--chip-size", "64", "--processes", "2")  # fmt: skip
     assert r.code == 0, r.err

@@ -7,8 +7,7 @@ import logging
 
 from rsseg_cli.config import load_config
 from rsseg_cli.engine.run import _fit_crop, run_training
-from rsseg_cli.engine.trainer import MAX_VALIDATIONS
-from tests.helpers import TINY_TRAIN
+from tests.helpers import TINY_HEAD, TINY_TRAIN
 
 
 def test_crop_larger_than_chips_is_reduced_with_a_warning(caplog):
@@ -26,12 +25,18 @@ def test_crop_within_chips_is_kept(caplog):
     assert not caplog.text
 
 
-def test_tiny_epochs_are_not_all_validated(dataset, tmp_path):
+def test_tiny_epochs_are_not_all_validated(dataset, tmp_path, monkeypatch, no_plots):
+    from rsseg_cli.engine import trainer
+
+    # The cap's rule, checked at a cap of 5 rather than the default 20: 15 one-step epochs, not 60, show it.
+    cap = 5
+    monkeypatch.setattr(trainer, "MAX_VALIDATIONS", cap)
     sets = [s for s in TINY_TRAIN if not s.startswith("train.eval_every")]
-    steps = 3 * MAX_VALIDATIONS
+    steps = 3 * cap
     cfg = load_config(
         overrides=[
             *sets,
+            *TINY_HEAD,
             "train.method=supervised",
             "train.supervised.epoch_samples=1",  # one pass over the labeled chips per epoch
             f"train.iterations={steps}",
@@ -40,5 +45,5 @@ def test_tiny_epochs_are_not_all_validated(dataset, tmp_path):
     )
     run = run_training(dataset, cfg, out=tmp_path / "run")
     validations = (run / "metrics.jsonl").read_text().splitlines()
-    # Two labeled chips make an epoch of one step: validated every step, that would be 60 validations.
-    assert 1 < len(validations) <= MAX_VALIDATIONS
+    # Two labeled chips make an epoch of one step: validated every step, that would be 15 validations.
+    assert 1 < len(validations) <= cap

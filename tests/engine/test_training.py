@@ -14,13 +14,13 @@ import torch
 import yaml
 
 from rsseg_cli.config import load_config
-from tests.helpers import TINY_MODEL, TINY_TRAIN, torchrun
+from tests.helpers import TINY_HEAD, TINY_MODEL, TINY_TRAIN, torchrun
 
 
-def tiny_segmenter(num_classes=7, in_chans=4):
+def tiny_segmenter(num_classes=7, in_chans=4, head=()):
     from rsseg_cli.models.spec import ModelSpec, build
 
-    cfg = load_config(overrides=TINY_MODEL)
+    cfg = load_config(overrides=[*TINY_MODEL, *head])
     return build(ModelSpec.from_config(cfg.model, num_classes, in_chans, [0, 1, 2, None]), "none")
 
 
@@ -98,13 +98,14 @@ def test_train_and_evaluate_end_to_end(dataset, tmp_path, cli, monkeypatch):
     assert (run / "eval" / "val" / "confusion_matrix.csv").exists()
 
 
-def test_resume_gives_the_same_weights(dataset, tmp_path):
+def test_resume_gives_the_same_weights(dataset, tmp_path, no_plots):
     from rsseg_cli.data.chipset import ChipDataset
     from rsseg_cli.engine.run import run_training
 
     cfg = load_config(
         overrides=[
             *TINY_TRAIN,
+            *TINY_HEAD,
             "train.method=fixmatch",
             "train.labeled=1/4",
             "train.iterations=6",
@@ -133,7 +134,7 @@ def test_resume_gives_the_same_weights(dataset, tmp_path):
 
 def _args(dataset: Path, out: Path, *sets: str) -> list[str]:
     args = ["train", "--data", str(dataset), "--out", str(out)]
-    for s in [*TINY_TRAIN, *sets]:
+    for s in [*TINY_TRAIN, *TINY_HEAD, *sets]:
         args += ["--set", s]
     return args
 
@@ -170,7 +171,7 @@ def test_ddp_step_matches_single_process_step(dataset, tmp_path):
     # Weights agree to a small fraction of the step size (Adam's first step is ~lr x sign(gradient), which
     # float noise can flip for near-zero gradients).
     torch.manual_seed(0)  # the run's seed: its initial weights
-    init = tiny_segmenter().state_dict()
+    init = tiny_segmenter(head=TINY_HEAD).state_dict()
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=2e-4)
     assert any(not torch.equal(a["model"][k], init[k]) for k in init), "the step changed nothing"

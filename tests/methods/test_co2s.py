@@ -268,7 +268,7 @@ def test_a_few_cpu_steps_with_tiny_vits_lower_both_students_losses():
     assert all(math.isfinite(x["loss"]) for x in logs)
 
 
-def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli, monkeypatch):
+def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli, monkeypatch, no_plots):
     import rasterio
 
     monkeypatch.chdir(tmp_path)
@@ -317,7 +317,7 @@ def test_train_co2s_end_to_end_predicts_with_each_student(dataset, tmp_path, cli
     assert r.code == 2 and "clip, dinov3, ensemble" in r.err
 
 
-def test_co2s_resumes_exactly(dataset, tmp_path):
+def test_co2s_resumes_exactly(dataset, tmp_path, no_plots):
     from rsseg_cli.engine.run import run_training
 
     cfg = load_config(overrides=[*TRAIN, "train.labeled=1/4", "train.iterations=4", "train.eval_every=2"])
