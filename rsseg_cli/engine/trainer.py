@@ -142,6 +142,7 @@ class Trainer:
         self.best = {"mIoU": -1.0, "step": None}
         self.ckpt_dir = spec.run_dir / "checkpoints"
         self.loggers = ExperimentLoggers()  # train.loggers, while fit() runs
+        self._plotted_at = -float("inf")  # time.monotonic() of the last training-curves PNG
 
     # ----------------------------------------------------------------------------------------------
     # State
@@ -413,9 +414,12 @@ class Trainer:
                     title=f"validation, step {self.step}",
                 )
             self.save_last()
-            from rsseg_cli.plots import training_curves
+            # Drawing the curves takes about a second: at most every 30 s, and at the last step.
+            if self.step == self.total_steps or time.monotonic() - self._plotted_at >= 30:
+                from rsseg_cli.plots import training_curves
 
-            training_curves(spec.run_dir)
+                training_curves(spec.run_dir)
+                self._plotted_at = time.monotonic()
         barrier()
 
     def _keep_unvalidated(self, train_means: dict[str, float], seconds: float) -> None:
