@@ -197,6 +197,7 @@ def main() -> None:
         help="arms to run; the others are read from --work's active_bench.json (same settings)",
     )
     p.add_argument("--suggest-set", nargs="*", default=[], help="--set values for the active arm's suggest")
+    p.add_argument("--report-only", action="store_true", help="print the report of --work's results and stop")
     p.add_argument("--cold", action="store_true", help="train each round from scratch (no --init-from)")
     p.add_argument("--work", type=Path, default=Path("/tmp/rsseg-active-bench"))
     args = p.parse_args()
@@ -212,6 +213,9 @@ def main() -> None:
     args.classes.write_text(yaml.safe_dump({"classes": SAMPLE_CLASSES}))
     saved = args.work / "active_bench.json"
     results: dict = json.loads(saved.read_text()) if saved.exists() else {}
+    if args.report_only:
+        report(results, args)
+        return
     t0 = time.perf_counter()
     for kind in args.scenes:
         scene, gt = make_scene(kind, args.work / kind / "pool", 0, args.size)
