@@ -275,6 +275,19 @@ def report(results: dict, args) -> None:
                 f"  {arm:>6} picks, pixel share per class: "
                 + ", ".join(f"{n} {100 * v:.0f}%" for n, v in zip(names, share))
             )
+            ious = []
+            for s in args.seeds:
+                path = args.work / kind / f"seed{s}" / arm / f"round{args.rounds}" / "report" / "metrics.json"
+                if path.exists():
+                    per = json.loads(path.read_text())["per_class"]
+                    per = per.values() if isinstance(per, dict) else per
+                    ious.append([100 * (c.get("iou") or 0.0) for c in per])
+            if ious:
+                mean_iou = np.mean(ious, axis=0)
+                print(
+                    f"  {arm:>6} final IoU per class: "
+                    + ", ".join(f"{n} {v:.0f}" for n, v in zip(names, mean_iou))
+                )
     plot(results, args)
 
 
