@@ -216,7 +216,7 @@ def test_concurrent_predict_processes(setup, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from rsseg_cli.predict.guard import output_folders\n"
-         "with output_folders([sys.argv[1]]):\n    print('held', flush=True); time.sleep(60)", str(out)],
+         "with output_folders([sys.argv[1]]):\n    print('held', flush=True); time.sleep(3600)", str(out)],
         env=env, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
