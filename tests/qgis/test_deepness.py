@@ -35,13 +35,10 @@ H, W = 128, 160  # multiples of the 32 px tile: without overlap, both tile the l
 
 
 def deepness_env(runtime: Path | None = None) -> dict[str, str]:
-    """QGIS's Python: none of rsseg's venv variables, no display, a private runtime dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env["QT_QPA_PLATFORM"] = "offscreen"
-    if runtime is not None:
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        env["XDG_RUNTIME_DIR"] = str(runtime)
-    return env
+    """QGIS's Python: as for rsseg's own QGIS test (no venv variables, no display, a private runtime dir)."""
+    from tests.qgis.test_qgis_integration import qgis_env
+
+    return qgis_env(runtime)
 
 
 def _skip_reason() -> str | None:
